@@ -1,0 +1,92 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "content.h"
+#include "root.h"
+#include "spool.h"
+
+static int msg_fd = -1;
+
+static int
+msg_dir(void)
+{
+	char path[PATH_MAX];
+
+	if (msg_fd >= 0)
+		return msg_fd;
+	if (root_path(path, sizeof path, "spool/msg") < 0)
+		return -1;
+	msg_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	return msg_fd;
+}
+
+int
+content_create(const char *name)
+{
+	int dir = msg_dir();
+
+	if (dir < 0)
+		return -1;
+	return openat(dir, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+}
+
+int
+content_commit(int fd)
+{
+	int dir = msg_dir(), err;
+
+	if (fsync(fd) < 0) {
+		err = errno;
+		close(fd);
+		errno = err;
+		return -1;
+	}
+	if (close(fd) < 0 || dir < 0)
+		return -1;
+	return spool_fsync_dir(dir);
+}
+
+int
+content_open(const char *name)
+{
+	int dir = msg_dir();
+
+	if (dir < 0)
+		return -1;
+	return openat(dir, name, O_RDONLY | O_CLOEXEC);
+}
+
+int
+content_link(const char *from, const char *to)
+{
+	int dir = msg_dir();
+
+	if (dir < 0)
+		return -1;
+	if (linkat(dir, from, dir, to, 0) < 0 && errno != EEXIST)
+		return -1;
+	return spool_fsync_dir(dir);
+}
+
+int
+content_unlink(const char *name)
+{
+	int dir = msg_dir();
+
+	if (dir < 0)
+		return -1;
+	if (unlinkat(dir, name, 0) < 0 && errno != ENOENT)
+		return -1;
+	return 0;
+}
+
+int
+content_abort(int fd, const char *name)
+{
+	if (fd >= 0)
+		close(fd);
+	return content_unlink(name);
+}

@@ -1,0 +1,30 @@
+#ifndef BH_CONTENT_H
+#define BH_CONTENT_H
+/*
+ * content: message bodies in ROOT/spool/msg/. Written once by the receiving
+ * program; every envelope NAME has its own hard link spool/msg/NAME, so the
+ * data is freed by the file system when the last envelope is finished.
+ */
+#include <stddef.h>
+
+/* Creates spool/msg/NAME for writing (O_EXCL). fd, or -1. */
+int content_create(const char *name);
+
+/* fsyncs and closes fd, then fsyncs spool/msg: the content is durable. */
+int content_commit(int fd);
+
+/* Opens spool/msg/NAME read-only. fd, or -1. */
+int content_open(const char *name);
+
+/* Adds the link spool/msg/TO for spool/msg/FROM (an existing TO is kept) and
+ * makes it durable. Call before handing over an envelope named TO. */
+int content_link(const char *from, const char *to);
+
+/* Removes spool/msg/NAME (ENOENT is fine). Call after the envelope NAME is
+ * gone or handed on under another name. */
+int content_unlink(const char *name);
+
+/* Removes spool/msg/tmp-style leftovers: the unfinished file NAME. */
+int content_abort(int fd, const char *name);
+
+#endif

@@ -1,0 +1,28 @@
+#ifndef BH_LOG_H
+#define BH_LOG_H
+/*
+ * log: one key=value line per event on stderr (svlogd files it), and the
+ * error helper every program uses.
+ */
+#include <stdarg.h>
+
+enum { EXIT_DONE = 0, EXIT_PERM = 100, EXIT_TEMP = 111 };
+
+/* Names the program in every line: "stage=NAME". */
+void log_init(const char *stage);
+
+/* Writes "stage=S event=EVENT " followed by the formatted rest and a newline,
+ * in one write(2). Values that may hold spaces go through log_quote. */
+void log_event(const char *event, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Writes a fatal line (msg, and error=strerror(err) when err != 0) and exits. */
+_Noreturn void die(int code, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Returns s as a log value: bare when it is a plain word, else double-quoted
+ * with '"' and '\' escaped and control bytes shown as '?'. The result lives
+ * in one of 8 rotating static buffers of 1024 bytes (longer values are cut). */
+const char *log_quote(const char *s);
+
+#endif

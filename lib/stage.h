@@ -1,0 +1,62 @@
+#ifndef BH_STAGE_H
+#define BH_STAGE_H
+/*
+ * stage: what every queue-draining daemon shares: options (-1), signals,
+ * its input queue, and the moves of an envelope between queues.
+ *
+ * A stage's loop:
+ *	stage_start(&st, "route", "route", argc, argv);
+ *	while (stage_next(&st, name, sizeof name))
+ *		route_one(&st, name);
+ *	return EXIT_DONE;
+ */
+#include <stddef.h>
+#include <time.h>
+
+#include "envelope.h"
+#include "spool.h"
+
+struct stage {
+	const char *name;
+	int once;		/* -1: drain what is queued, then exit */
+	struct spool in;
+};
+
+/* Parses -1, names the log, blocks SIGTERM/SIGINT (delivered only while
+ * waiting for work, so a message is never abandoned half-moved) and opens
+ * the input queue. Dies 100 on bad usage, 111 when the queue cannot open. */
+void stage_start(struct stage *st, const char *name, const char *queue,
+    int argc, char **argv);
+
+/* The next input name: 1, or 0 when done (-1 drained, or a stop signal). */
+int stage_next(struct stage *st, char *name, size_t cap);
+
+/* Reads the input envelope NAME from new/. 0, or -1 with errno. */
+int stage_read(struct stage *st, const char *name, struct envelope *e);
+
+/* Writes e into queue `next` as NEWNAME. When NEWNAME differs from NAME the
+ * content link msg/NEWNAME is made first. 0, or -1 with errno. */
+int stage_pass(const struct spool *next, const char *name,
+    const char *newname, const struct envelope *e);
+
+/* Rewrites the input NAME as e into our own retry/ with its next attempt at
+ * `when`, then removes it from new/. 0, or -1 with errno (input untouched). */
+int stage_defer(struct stage *st, const char *name, const struct envelope *e,
+    time_t when);
+
+/* Removes the input NAME from new/, and its content link unless the
+ * envelope went on under the same name (keep_content). */
+void stage_done(struct stage *st, const char *name, int keep_content);
+
+/* Hands a report record to spool/ndr: a copy of e's head with kind
+ * (failure, delay, success, relayed) and the given recipients (those with
+ * pick(r) true), named NAME.<K><unique>. 0 (also when no recipient was
+ * picked), or -1 with errno. */
+int stage_report(const char *name, const struct envelope *e, const char *kind,
+    int (*pick)(const struct rcpt *));
+
+/* Builds "NAME.SUFFIX" into out; 0 or -1 when it does not fit. */
+int stage_child_name(char *out, size_t cap, const char *name,
+    const char *suffix);
+
+#endif

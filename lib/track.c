@@ -1,0 +1,95 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "log.h"
+#include "root.h"
+#include "spool.h"
+#include "track.h"
+
+static int
+tracking_on(const char *key, int def)
+{
+	char buf[16];
+	int on;
+
+	if (conf_setting(key, NULL, buf, sizeof buf) <= 0)
+		return def;
+	return (on = conf_parse_bool(buf)) < 0 ? def : on;
+}
+
+static void
+add_kv(struct buf *b, const char *key, const char *value)
+{
+	if (value != NULL && *value != '\0')
+		buf_printf(b, " %s=%s", key, log_quote(value));
+}
+
+static int
+track_open(const struct tm *tm)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	if (root_path(path, sizeof path, "log/track/%04d-%02d-%02d",
+	    tm->tm_year + 1900, tm->tm_mon + 1, tm->tm_mday) < 0)
+		return -1;
+	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	if (fd < 0 && errno == ENOENT) {
+		char dir[PATH_MAX];
+		if (root_path(dir, sizeof dir, "log") == 0)
+			mkdir(dir, 0750);
+		if (root_path(dir, sizeof dir, "log/track") == 0)
+			mkdir(dir, 0750);
+		fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	}
+	return fd;
+}
+
+void
+track(const char *event, const char *name, const struct envelope *e,
+    const struct rcpt *r, const char *status)
+{
+	struct buf b = BUF_INIT;
+	time_t now = time(NULL);
+	struct tm tm;
+	char stamp[32];
+	int fd;
+
+	if (!tracking_on("tracking", 1))
+		return;
+	gmtime_r(&now, &tm);
+	strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	buf_printf(&b, "time=%s event=%s", stamp, event);
+	add_kv(&b, "id", name);
+	add_kv(&b, "msgid", envelope_get(e, "msgid"));
+	buf_printf(&b, " sender=%s", e->sender && *e->sender ?
+	    log_quote(e->sender) : "<>");
+	if (r != NULL)
+		add_kv(&b, "rcpt", r->addr);
+	add_kv(&b, "size", envelope_get(e, "size"));
+	add_kv(&b, "server", envelope_get(e, "server"));
+	add_kv(&b, "peer", envelope_get(e, "peer"));
+	if (r != NULL)
+		add_kv(&b, "code", rcpt_get(r, "code"));
+	add_kv(&b, "status", status);
+	if (tracking_on("tracking-subjects", 0))
+		add_kv(&b, "subject", envelope_get(e, "subject"));
+	buf_addc(&b, '\n');
+	if (b.data == NULL || (fd = track_open(&tm)) < 0) {
+		log_event("warning", "msg=\"message tracking unavailable\"");
+		buf_free(&b);
+		return;
+	}
+	/* O_APPEND and one write: lines of concurrent stages never mix */
+	if (write_all(fd, b.data, b.len) < 0)
+		log_event("warning", "msg=\"message tracking write failed\"");
+	close(fd);
+	buf_free(&b);
+}

@@ -1,0 +1,22 @@
+#ifndef BH_TRACK_H
+#define BH_TRACK_H
+/*
+ * track: message tracking, one line per message event appended to
+ * ROOT/log/track/YYYY-MM-DD (UTC), in key=value form:
+ *
+ *   time=2026-11-28T11:22:33Z event=received id=ID msgid=<...> sender=...
+ *   rcpt=... size=N server=... peer=... status="..." [subject="..."]
+ *
+ * Events: received, expanded, routed, delivered, deferred, failed, reported,
+ * badmail. Off when settings "tracking no". The subject is written only when
+ * settings "tracking-subjects yes" and the envelope has a subject field.
+ */
+#include "envelope.h"
+
+/* One line for an event of envelope e (named name), about recipient r (or
+ * the whole message when r is NULL), with a status text (may be NULL).
+ * Failures to write are logged, never fatal: tracking never stops mail. */
+void track(const char *event, const char *name, const struct envelope *e,
+    const struct rcpt *r, const char *status);
+
+#endif

@@ -1,0 +1,101 @@
+/*
+ * bh-init: create a root, the directory one bridgehead instance lives in.
+ *
+ * writes  DIR/cdb/ (default configuration sources and Makefile, only those
+ *         missing: an existing file is never overwritten), DIR/spool/QUEUE/
+ *         {tmp,new,retry} for every queue, DIR/spool/msg, DIR/mailroot,
+ *         DIR/log
+ * exit    0 done; 100 bad usage; 111 a directory or file could not be made
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "root.h"
+#include "spool.h"
+
+extern const struct { const char *name, *text; } default_files[];
+
+static void
+make_dir(const char *dir, const char *sub)
+{
+	char path[PATH_MAX];
+
+	if (snprintf(path, sizeof path, "%s/%s", dir, sub) >= (int)sizeof path)
+		die(EXIT_PERM, ENAMETOOLONG, "%s/%s", dir, sub);
+	if (mkdir(path, 0755) < 0 && errno != EEXIST)
+		die(EXIT_TEMP, errno, "unable to create %s", path);
+}
+
+/* Writes path unless it exists, via path.tmp and rename. */
+static void
+write_new(const char *path, const char *head, const char *text)
+{
+	char tmp[PATH_MAX + 8];
+	int fd;
+
+	if (access(path, F_OK) == 0)
+		return;
+	snprintf(tmp, sizeof tmp, "%s.tmp", path);
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644)) < 0)
+		die(EXIT_TEMP, errno, "unable to create %s", tmp);
+	if (write_all(fd, head, strlen(head)) < 0 ||
+	    write_all(fd, text, strlen(text)) < 0 || fsync(fd) < 0 ||
+	    close(fd) < 0 || rename(tmp, path) < 0)
+		die(EXIT_TEMP, errno, "unable to write %s", path);
+}
+
+static void
+write_defaults(const char *dir)
+{
+	char path[PATH_MAX], head[PATH_MAX + 64], prog[PATH_MAX - 64];
+	size_t i;
+
+	for (i = 0; default_files[i].name != NULL; i++) {
+		head[0] = '\0';
+		/* the root's Makefile knows where this build's compiler is */
+		if (strcmp(default_files[i].name, "Makefile") == 0 &&
+		    root_prog(prog, sizeof prog, "bh-config") == 0)
+			snprintf(head, sizeof head, "BH_CONFIG ?= %s\n", prog);
+		snprintf(path, sizeof path, "%s/cdb/%s", dir, default_files[i].name);
+		write_new(path, head, default_files[i].text);
+	}
+}
+
+int
+main(int argc, char **argv)
+{
+	static const char *queues[] = { SPOOL_QUEUES };
+	static const char *subs[] = { "tmp", "new", "retry" };
+	const char *dir;
+	char sub[64];
+	size_t q, i;
+
+	log_init("init");
+	if (argc != 2)
+		die(EXIT_PERM, 0, "usage: bh-init DIR");
+	dir = argv[1];
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+		die(EXIT_TEMP, errno, "unable to create %s", dir);
+	make_dir(dir, "cdb");
+	make_dir(dir, "spool");
+	make_dir(dir, "spool/msg");
+	make_dir(dir, "mailroot");
+	make_dir(dir, "log");
+	for (q = 0; q < sizeof queues / sizeof queues[0]; q++) {
+		snprintf(sub, sizeof sub, "spool/%s", queues[q]);
+		make_dir(dir, sub);
+		for (i = 0; i < sizeof subs / sizeof subs[0]; i++) {
+			snprintf(sub, sizeof sub, "spool/%s/%s", queues[q], subs[i]);
+			make_dir(dir, sub);
+		}
+	}
+	write_defaults(dir);
+	return EXIT_DONE;
+}
