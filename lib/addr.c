@@ -1,6 +1,9 @@
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
 
 #include "addr.h"
 
@@ -35,4 +38,197 @@ addr_local(const char *addr, char *out, size_t cap)
 	memcpy(out, addr, len);
 	out[len] = '\0';
 	return 0;
+}
+
+static int
+addr_atext(int c)
+{
+	return isalnum(c) || (c != 0 && strchr("!#$%&'*+-/=?^_`{|}~", c));
+}
+
+/* dot-string: atoms of atext separated by single dots. Its length. */
+static size_t
+addr_dot_string(const char *s)
+{
+	size_t i = 0;
+
+	for (;;) {
+		size_t start = i;
+		while (addr_atext((unsigned char)s[i]))
+			i++;
+		if (i == start)
+			return 0;
+		if (s[i] != '.')
+			return i;
+		i++;
+	}
+}
+
+/* quoted-string: its length including both quotes, or 0. */
+static size_t
+addr_quoted(const char *s)
+{
+	size_t i = 1;
+
+	if (s[0] != '"')
+		return 0;
+	for (;; i++) {
+		unsigned char c = s[i];
+		if (c == '"')
+			return i + 1;
+		if (c == '\\') {
+			c = s[++i];
+			if (c < 32 || c > 126)
+				return 0;
+		} else if (c < 32 || c > 126)
+			return 0;
+	}
+}
+
+/* A domain name: labels of letters, digits, '-' (and '_', which real mail
+ * uses), not starting or ending with '-'. Its length, or 0. */
+static size_t
+addr_name(const char *s)
+{
+	size_t i = 0;
+
+	for (;;) {
+		size_t start = i;
+		while (isalnum((unsigned char)s[i]) || s[i] == '-' || s[i] == '_')
+			i++;
+		if (i == start || i - start > 63 || s[start] == '-' ||
+		    s[i - 1] == '-')
+			return 0;
+		if (s[i] != '.')
+			return i > ADDR_DOMAIN_MAX ? 0 : i;
+		i++;
+	}
+}
+
+/* "[1.2.3.4]" or "[IPv6:...]": its length, or 0. */
+static size_t
+addr_literal(const char *s)
+{
+	const char *end = strchr(s, ']');
+	char text[64];
+	unsigned char bin[16];
+	size_t len;
+
+	if (s[0] != '[' || end == NULL || (len = end - s - 1) >= sizeof text)
+		return 0;
+	memcpy(text, s + 1, len);
+	text[len] = '\0';
+	if (strncasecmp(text, "IPv6:", 5) == 0) {
+		if (inet_pton(AF_INET6, text + 5, bin) != 1)
+			return 0;
+	} else if (inet_pton(AF_INET, text, bin) != 1)
+		return 0;
+	return len + 2;
+}
+
+static size_t
+addr_domain_len(const char *s)
+{
+	return s[0] == '[' ? addr_literal(s) : addr_name(s);
+}
+
+/* "@d1,@d2:" — its length (0 when there is no route), or -1. */
+static int
+addr_route(const char *s)
+{
+	size_t i = 0, n;
+
+	if (s[0] != '@')
+		return 0;
+	for (;;) {
+		if (s[i] != '@' || (n = addr_domain_len(s + i + 1)) == 0)
+			return -1;
+		i += 1 + n;
+		if (s[i] == ':')
+			return i + 1;
+		if (s[i] != ',')
+			return -1;
+		i++;
+	}
+}
+
+/* Writes the local part, unquoted when the quotes are not needed. */
+static int
+addr_put_local(const char *s, size_t len, char *out, size_t cap)
+{
+	char plain[ADDR_LOCAL_MAX + 1];
+	size_t i, n = 0;
+
+	if (s[0] == '"') {
+		for (i = 1; i + 1 < len && n < ADDR_LOCAL_MAX; i++) {
+			if (s[i] == '\\')
+				i++;
+			plain[n++] = s[i];
+		}
+		plain[n] = '\0';
+		if (i + 1 == len && n > 0 && addr_dot_string(plain) == n) {
+			s = plain;
+			len = n;
+		}
+	}
+	if (len >= cap)
+		return -1;
+	memcpy(out, s, len);
+	out[len] = '\0';
+	return 0;
+}
+
+int
+addr_parse(const char *in, char *out, size_t cap, int flags)
+{
+	size_t llen, dlen;
+	int rlen;
+
+	if (strlen(in) > ADDR_MAX - 2)
+		return -1;
+	if ((flags & ADDR_ALLOW_POSTMASTER) && strcasecmp(in, "postmaster") == 0)
+		return snprintf(out, cap, "%s", in) < (int)cap ? 0 : -1;
+	if ((rlen = addr_route(in)) < 0)
+		return -1;
+	in += rlen;
+	llen = in[0] == '"' ? addr_quoted(in) : addr_dot_string(in);
+	if (llen == 0 || llen > ADDR_LOCAL_MAX + 2 || in[llen] != '@')
+		return -1;
+	dlen = addr_domain_len(in + llen + 1);
+	if (dlen == 0 || in[llen + 1 + dlen] != '\0')
+		return -1;
+	if (addr_put_local(in, llen, out, cap) < 0)
+		return -1;
+	if (strlen(out) + 1 + dlen >= cap)
+		return -1;
+	strcat(out, "@");
+	strcat(out, in + llen + 1);
+	return 0;
+}
+
+int
+addr_is_literal(const char *addr)
+{
+	return addr_domain(addr)[0] == '[';
+}
+
+int
+addr_has_route(const char *addr)
+{
+	const char *at = strrchr(addr, '@');
+	size_t len = at ? (size_t)(at - addr) : strlen(addr);
+
+	return memchr(addr, '%', len) != NULL || memchr(addr, '!', len) != NULL ||
+	    memchr(addr, '@', len) != NULL;
+}
+
+int
+addr_domain_in(const char *domain, const char *zone)
+{
+	size_t dlen = strlen(domain), zlen = strlen(zone);
+
+	if (dlen == zlen)
+		return strcasecmp(domain, zone) == 0;
+	return dlen > zlen && domain[dlen - zlen - 1] == '.' &&
+	    strcasecmp(domain + dlen - zlen, zone) == 0;
 }

@@ -5,6 +5,13 @@
  */
 #include <stddef.h>
 
+enum {
+	ADDR_MAX = 256,		/* a whole path, RFC 5321 §4.5.3.1.3 */
+	ADDR_LOCAL_MAX = 64,
+	ADDR_DOMAIN_MAX = 255,
+	ADDR_ALLOW_POSTMASTER = 1,	/* bare "postmaster" (RCPT only) */
+};
+
 /* The domain part (after the last '@'), or "" when there is none. */
 const char *addr_domain(const char *addr);
 
@@ -14,5 +21,24 @@ int addr_key(const char *addr, char *out, size_t cap);
 
 /* Copies the local part (before the last '@') into out. 0 or -1. */
 int addr_local(const char *addr, char *out, size_t cap);
+
+/* Parses the inside of an RFC 5321 path (what stands between '<' and '>'):
+ * [source-route ":"] local-part "@" domain, the domain a name or an address
+ * literal ([192.0.2.1], [IPv6:...]). The source route is dropped (§C), a
+ * quoted local part that needs no quotes is unquoted. The mailbox goes to
+ * out. 0, or -1 when the syntax is wrong or it is too long. With
+ * ADDR_ALLOW_POSTMASTER a bare "postmaster" (any case) is accepted as is. */
+int addr_parse(const char *in, char *out, size_t cap, int flags);
+
+/* 1 when the domain is an address literal. */
+int addr_is_literal(const char *addr);
+
+/* 1 when the local part carries routing of the old relay tricks: '%'
+ * (percent hack), '!' (UUCP bang path) or '@' (inside quotes). A server
+ * that does not relay refuses these even for its own domains. */
+int addr_has_route(const char *addr);
+
+/* 1 when domain equals zone or lies below it (case-insensitive). */
+int addr_domain_in(const char *domain, const char *zone);
 
 #endif

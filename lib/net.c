@@ -1,0 +1,344 @@
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+
+#include "net.h"
+
+void
+net_init(struct net *n, int rfd, int wfd, int timeout_sec)
+{
+	struct timeval tv = { timeout_sec, 0 };
+
+	memset(n, 0, offsetof(struct net, in));
+	n->rfd = rfd;
+	n->wfd = wfd;
+	n->timeout_sec = timeout_sec;
+	/* a backstop under TLS, where one record may arrive in pieces and
+	 * SSL_read would otherwise wait for the rest without a deadline;
+	 * not a socket (inetd style over pipes) is fine */
+	if (timeout_sec > 0) {
+		setsockopt(rfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+		setsockopt(wfd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+	}
+}
+
+/* Waits until rfd is readable or the deadline passes: 1, or 0. */
+static int
+net_wait(struct net *n)
+{
+	struct pollfd p = { n->rfd, POLLIN, 0 };
+	int rc;
+
+	do
+		rc = poll(&p, 1, n->timeout_sec > 0 ? n->timeout_sec * 1000 : -1);
+	while (rc < 0 && errno == EINTR);
+	return rc > 0;
+}
+
+static ssize_t
+net_read_some(struct net *n, char *p, size_t cap)
+{
+	ssize_t got;
+
+	if (n->ssl != NULL) {
+		if (SSL_pending(n->ssl) == 0 && !net_wait(n))
+			return -1;
+		got = SSL_read(n->ssl, p, cap);
+		return got > 0 ? got : -1;
+	}
+	if (!net_wait(n))
+		return -1;
+	do
+		got = read(n->rfd, p, cap);
+	while (got < 0 && errno == EINTR);
+	return got > 0 ? got : -1;
+}
+
+/* Refills the input buffer when it is empty: replies wait in the output
+ * buffer until we would block, so pipelined replies leave in one write.
+ * 1 there is input, 0 EOF/timeout/error. */
+static int
+net_fill(struct net *n)
+{
+	ssize_t got;
+
+	if (n->pos < n->len)
+		return 1;
+	if (n->is_eof)
+		return 0;
+	if (net_flush(n) < 0) {
+		n->is_eof = 1;
+		return 0;
+	}
+	n->pos = n->len = 0;
+	if ((got = net_read_some(n, n->in, sizeof n->in)) < 0) {
+		n->is_eof = 1;
+		return 0;
+	}
+	n->len = got;
+	n->nread += got;
+	return 1;
+}
+
+/* Scans one line: copies what fits, notes every CR that is not the one
+ * right before the LF. */
+ssize_t
+net_line(struct net *n, char *line, size_t cap)
+{
+	size_t len = 0;
+	int is_toolong = 0, ncr = 0, last_cr = 0;
+
+	for (;;) {
+		char *start, *lf;
+		size_t avail, take, i;
+
+		if (!net_fill(n))
+			return -1;
+		start = n->in + n->pos;
+		avail = n->len - n->pos;
+		lf = memchr(start, '\n', avail);
+		take = lf ? (size_t)(lf - start) : avail;
+		for (i = 0; i < take; i++) {
+			if (start[i] == '\r')
+				ncr++;
+			if (len + 1 < cap)
+				line[len++] = start[i];
+			else
+				is_toolong = 1;
+		}
+		if (take > 0)
+			last_cr = start[take - 1] == '\r';
+		n->pos += take + (lf != NULL);
+		if (lf != NULL)
+			break;
+	}
+	if (last_cr) {
+		ncr--;
+		if (len > 0 && line[len - 1] == '\r')
+			len--;
+	}
+	line[len] = '\0';
+	if (!last_cr || ncr > 0)
+		return NET_BARE;
+	return is_toolong ? NET_TOOLONG : (ssize_t)len;
+}
+
+int
+net_read_exact(struct net *n, unsigned long long len,
+    int (*sink)(void *arg, const char *p, size_t len), void *arg)
+{
+	int is_failed = 0;
+
+	while (len > 0) {
+		size_t take;
+
+		if (!net_fill(n))
+			return -1;
+		take = n->len - n->pos;
+		if (take > len)
+			take = len;
+		if (sink != NULL && !is_failed &&
+		    sink(arg, n->in + n->pos, take) < 0)
+			is_failed = 1;
+		n->pos += take;
+		len -= take;
+	}
+	return is_failed ? -1 : 0;
+}
+
+enum { D_BOL, D_TEXT, D_CR, D_DOT, D_DOTCR };
+
+struct data_out {
+	struct net_data *d;
+	int (*sink)(void *, const char *, size_t);
+	void *arg;
+	size_t len, linelen;
+	char buf[NET_BUF];
+};
+
+static void
+data_flush(struct data_out *o)
+{
+	if (o->len == 0)
+		return;
+	if (!o->d->sink_failed && o->sink(o->arg, o->buf, o->len) < 0)
+		o->d->sink_failed = 1;
+	o->d->nbytes += o->len;
+	o->len = 0;
+}
+
+static void
+data_put(struct data_out *o, char c)
+{
+	if (o->len == sizeof o->buf)
+		data_flush(o);
+	o->buf[o->len++] = c;
+	if (o->d->max_line > 0 && ++o->linelen > o->d->max_line)
+		o->d->has_long_line = 1;
+}
+
+/* One byte of the middle of a line. */
+static int
+data_text(struct data_out *o, char c)
+{
+	if (c == '\r')
+		return D_CR;
+	if (c == '\n')
+		o->d->has_bare = 1;	/* a bare LF never ends a line */
+	data_put(o, c);
+	return D_TEXT;
+}
+
+/* The state machine of the data reader. Only CR LF "." CR LF ends the
+ * data: every other spelling of a line end is kept as data and flagged,
+ * so no sequence of bare CRs and LFs can end a message or start one. */
+static int
+data_step(struct data_out *o, int state, char c)
+{
+	switch (state) {
+	case D_BOL:
+		if (c == '.')
+			return D_DOT;
+		return data_text(o, c);
+	case D_CR:
+		if (c == '\n') {
+			data_put(o, '\r');
+			data_put(o, '\n');
+			o->linelen = 0;
+			return D_BOL;
+		}
+		o->d->has_bare = 1;
+		data_put(o, '\r');
+		return data_text(o, c);
+	case D_DOT:
+		if (c == '\r')
+			return D_DOTCR;
+		return data_text(o, c);	/* the stuffed dot is dropped */
+	case D_DOTCR:
+		if (c == '\n')
+			return -1;	/* the end */
+		o->d->has_bare = 1;
+		data_put(o, '\r');
+		return data_text(o, c);
+	default:
+		return data_text(o, c);
+	}
+}
+
+int
+net_data(struct net *n, struct net_data *d,
+    int (*sink)(void *arg, const char *p, size_t len), void *arg)
+{
+	static struct data_out o;	/* 32 KB: kept off the stack */
+	int state = D_BOL;
+
+	o.d = d;
+	o.sink = sink;
+	o.arg = arg;
+	o.len = o.linelen = 0;
+	for (;;) {
+		if (!net_fill(n))
+			return -1;
+		while (n->pos < n->len) {
+			char c = n->in[n->pos++];
+			/* fast path: ordinary bytes in the middle of a line */
+			if (state == D_TEXT && c != '\r' && c != '\n') {
+				data_put(&o, c);
+				continue;
+			}
+			if ((state = data_step(&o, state, c)) < 0) {
+				data_flush(&o);
+				return 0;
+			}
+		}
+	}
+}
+
+size_t
+net_pending(const struct net *n)
+{
+	return n->len - n->pos + (n->ssl ? (size_t)SSL_pending(n->ssl) : 0);
+}
+
+void
+net_discard(struct net *n)
+{
+	n->pos = n->len = 0;
+}
+
+int
+net_flush(struct net *n)
+{
+	size_t done = 0;
+
+	while (done < n->olen) {
+		ssize_t w;
+		if (n->ssl != NULL)
+			w = SSL_write(n->ssl, n->out + done, n->olen - done);
+		else
+			w = write(n->wfd, n->out + done, n->olen - done);
+		if (w <= 0) {
+			if (w < 0 && errno == EINTR && n->ssl == NULL)
+				continue;
+			n->olen = 0;
+			n->is_eof = 1;
+			return -1;
+		}
+		done += w;
+	}
+	n->nwritten += n->olen;
+	n->olen = 0;
+	return 0;
+}
+
+int
+net_write(struct net *n, const void *p, size_t len)
+{
+	const char *s = p;
+
+	while (len > 0) {
+		size_t take = sizeof n->out - n->olen;
+		if (take == 0) {
+			if (net_flush(n) < 0)
+				return -1;
+			continue;
+		}
+		if (take > len)
+			take = len;
+		memcpy(n->out + n->olen, s, take);
+		n->olen += take;
+		s += take;
+		len -= take;
+	}
+	return 0;
+}
+
+int
+net_tls_accept(struct net *n, SSL *ssl)
+{
+	if (net_flush(n) < 0 || !SSL_set_rfd(ssl, n->rfd) ||
+	    !SSL_set_wfd(ssl, n->wfd) || SSL_accept(ssl) != 1) {
+		ERR_clear_error();
+		SSL_free(ssl);
+		return -1;
+	}
+	net_discard(n);
+	n->ssl = ssl;
+	return 0;
+}
+
+void
+net_tls_end(struct net *n)
+{
+	if (n->ssl == NULL)
+		return;
+	net_flush(n);
+	SSL_shutdown(n->ssl);
+	SSL_free(n->ssl);
+	n->ssl = NULL;
+}

@@ -1,0 +1,79 @@
+#ifndef BH_NET_H
+#define BH_NET_H
+/*
+ * net: buffered, bounded line I/O for one SMTP session, over a pair of file
+ * descriptors (a socket twice, or stdin and stdout) or over an OpenSSL
+ * connection on them. Every read waits at most timeout_sec. Output is
+ * buffered and flushed when a read would block: replies to pipelined
+ * commands go out together and in order (RFC 2920).
+ */
+#include <stddef.h>
+#include <sys/types.h>
+
+#include <openssl/ssl.h>
+
+enum {
+	NET_BUF = 32768,
+	NET_TOOLONG = -2,	/* line longer than the caller's buffer */
+	NET_BARE = -3,		/* line held a bare CR or ended in a bare LF */
+};
+
+struct net {
+	int rfd, wfd;
+	SSL *ssl;		/* NULL: plaintext */
+	int timeout_sec;	/* per read; 0 = wait forever */
+	int is_eof;		/* EOF, error or deadline seen */
+	size_t pos, len;	/* unread input is in[pos..len) */
+	size_t olen;
+	unsigned long long nread, nwritten;
+	char in[NET_BUF];
+	char out[NET_BUF];
+};
+
+void net_init(struct net *n, int rfd, int wfd, int timeout_sec);
+
+/* Reads one line into line[cap] (cap > 1), CRLF removed, NUL-terminated.
+ * Returns its length, NET_TOOLONG or NET_BARE (the rest of the line is
+ * consumed, so the session stays in sync), or -1 on EOF, error or timeout.
+ * Only CRLF ends a line cleanly; a bare LF also ends it (NET_BARE). */
+ssize_t net_line(struct net *n, char *line, size_t cap);
+
+/* Copies exactly len bytes of input to sink in pieces (BDAT). sink may be
+ * NULL to discard. 0, or -1 on EOF, timeout, or a sink that failed (the
+ * input is still read through in that case; -1 only on EOF/timeout). */
+int net_read_exact(struct net *n, unsigned long long len,
+    int (*sink)(void *arg, const char *p, size_t len), void *arg);
+
+/* Message data after DATA: reads until the line "." (CRLF "." CRLF, exactly),
+ * undoes dot-stuffing and passes the bytes (CRLF line ends kept, the final
+ * "." line not) to sink in pieces of up to NET_BUF bytes. */
+struct net_data {
+	size_t max_line;	/* longest line, CRLF included; 0 = no limit */
+	unsigned long long nbytes;	/* bytes passed to sink */
+	int has_bare;		/* a bare CR or LF was seen */
+	int has_long_line;	/* a line over max_line */
+	int sink_failed;	/* sink returned -1 once; later data dropped */
+};
+/* 0 when the end was found (check the flags), -1 on EOF or timeout. */
+int net_data(struct net *n, struct net_data *d,
+    int (*sink)(void *arg, const char *p, size_t len), void *arg);
+
+/* Bytes of input already buffered (pipelined commands waiting). */
+size_t net_pending(const struct net *n);
+
+/* Drops buffered input: plaintext sent with STARTTLS must not be taken as
+ * if it arrived under TLS. */
+void net_discard(struct net *n);
+
+/* Buffers output; flushes when the buffer fills. 0 or -1. */
+int net_write(struct net *n, const void *p, size_t len);
+int net_flush(struct net *n);
+
+/* Runs the TLS server handshake with ssl (set up on rfd/wfd by the caller
+ * or here) and switches the session to it. 0, or -1 (ssl freed). */
+int net_tls_accept(struct net *n, SSL *ssl);
+
+/* Closes the TLS layer politely (not the descriptors). */
+void net_tls_end(struct net *n);
+
+#endif
