@@ -1,0 +1,143 @@
+#ifndef BH_CONNECTOR_H
+#define BH_CONNECTOR_H
+/*
+ * connector: the SMTP connectors of cdb/connectors.cdb and the routing
+ * decisions made with them (bh-route decides, bh-remote delivers).
+ *
+ * What bh-route writes on a remote envelope (spool/remote/new/NAME.Rn):
+ *
+ *	dest D          the destination: the connector's name, or the recipient
+ *	                domain when mail goes by DNS without a connector; also
+ *	                the name of its link-state file spool/state/D
+ *	connector C     present when a connector was chosen: bh-remote reads
+ *	                its attributes (tls, auth, helo, ...) from
+ *	                connectors.cdb under "connector:C"
+ *	hops H [H...]   one or more hop groups separated by single spaces,
+ *	                tried in order; each group is
+ *	                  mx:DOMAIN                  deliver by DNS MX of DOMAIN
+ *	                  smarthost:E1,E2,...        these hosts, in this order
+ *	                with entries [IP]:PORT, [IP] or FQDN[:PORT] (no port:
+ *	                settings remote-port, default 25). The order of a
+ *	                smarthost list is already shuffled by bh-route for load
+ *	                balancing: bh-remote tries E1, then E2 when E1 fails
+ *	                temporarily, and so on. Settings "direct-first yes" gives
+ *	                two groups: "mx:DOMAIN smarthost:E1,..." = try DNS
+ *	                first, and the smart hosts when DNS delivery fails
+ *	                temporarily (or the domain has no usable MX/A).
+ *	source S        present when the connector has source=: the virtual
+ *	                server (servers.cdb "server:S") whose listen address
+ *	                outgoing connections bind and whose host name they greet
+ *	                with; bh-route rotates among the listed servers.
+ * Every recipient of a remote envelope has state=remote and dest=D.
+ *
+ * Held and scheduled mail: the same envelope goes to spool/remote/hold/NAME
+ * (hold=yes: waits for ETRN/ATRN) or spool/remote/scheduled/NAME (mtime =
+ * the time its connector's window opens). bh-route moves scheduled entries
+ * into spool/remote/new/ when their time comes; ETRN/ATRN move hold/ entries.
+ */
+#include <stddef.h>
+#include <time.h>
+
+#include "attr.h"
+#include "buf.h"
+#include "conf.h"
+
+struct connector {
+	char *name;
+	struct attrs attrs;	/* the record as compiled */
+	long long cost;		/* cost=, default 1 */
+	int is_tls_required;	/* tls=required */
+};
+
+struct connectors {
+	struct conf cdb;
+	struct connector *v;
+	size_t n;
+};
+
+/* Opens connectors.cdb and loads every connector (none when missing). 0/-1. */
+int connectors_open(struct connectors *cs);
+
+/* Reloads when bh-config replaced connectors.cdb. 0 or -1. */
+int connectors_refresh(struct connectors *cs);
+void connectors_free(struct connectors *cs);
+
+/* The connector named name, or NULL. */
+const struct connector *connectors_find(const struct connectors *cs,
+    const char *name);
+
+/* How specifically an address-space entry (`*`, `*.mil`, `contoso.com`)
+ * matches domain: -1 no match, 0 for `*`, 2*len(".suffix") for a wildcard,
+ * 2*len(domain)+1 for an exact match; a higher number wins. Domains compare
+ * case-insensitively; `*.mil` matches `x.mil` and `a.x.mil`, not `mil`. */
+int connector_space_match(const char *space, const char *domain);
+
+/* The best match over the connector's address-space list, or -1. */
+int connector_match(const struct connector *c, const char *domain);
+
+/* Message priority from a header block (Priority, X-Priority, Importance;
+ * the first that says something wins). */
+enum { PRIORITY_LOW, PRIORITY_NORMAL, PRIORITY_HIGH };
+int connector_priority(const char *headers, size_t len);
+
+/* What routing needs to know about a message. */
+struct route_facts {
+	const char *sender;	/* "" for the null sender <> */
+	long long size;		/* bytes */
+	int priority;		/* PRIORITY_* */
+};
+
+/* Why a connector cannot take a message. */
+enum {
+	CONNECTOR_OK = 0,
+	CONNECTOR_RESTRICTED,	/* senders, priorities, system=no: 5.7.1 */
+	CONNECTOR_TOO_BIG,	/* max-size: 5.2.3 */
+};
+int connector_allows(const struct connector *c, const struct route_facts *m);
+
+/* Schedule text: `always`, `never`, or a comma-separated list of windows
+ * `[DAYS ]HH:MM-HH:MM` (DAYS: `mon`, `mon-fri`, `sat-sun`, `daily`; an end
+ * at or before the start runs past midnight), in the server's local time.
+ * 1 open now, 0 closed (*opens = the next opening, 0 = never), -1 bad. */
+int connector_schedule_open(const char *schedule, time_t now, time_t *opens);
+
+/* The schedule that applies to a message of `size` bytes: oversize-schedule
+ * when oversize= is set and exceeded, else schedule= (default `always`). */
+const char *connector_schedule(const struct connector *c, long long size);
+
+/* Is a destination down (link state Retry)? Given to connectors_select. */
+typedef int (*connector_down_fn)(const char *dest);
+
+/* Chooses the connector for a recipient domain: the most specific address
+ * space among the usable connectors (restrictions make one unusable; a
+ * schedule never does: mail waits for its window), then the cheapest one that is not down (ties broken
+ * at random: load balancing), else the cheapest one (mail waits on it).
+ * When the cheapest connector of the most specific match requires TLS, only
+ * tls=required connectors are ever used for that domain.
+ * Returns CONNECTOR_OK with *out set, or: -1 no connector matches (5.4.4),
+ * CONNECTOR_RESTRICTED (5.7.1), CONNECTOR_TOO_BIG (5.2.3), -2 out of
+ * memory. */
+int connectors_select(const struct connectors *cs, const char *domain,
+    const struct route_facts *m, connector_down_fn is_down,
+    const struct connector **out);
+
+/* Does c deliver by DNS (route=dns, or no smarthost=)? Then its hops
+ * differ per recipient domain. */
+int connector_is_dns(const struct connector *c);
+
+/* Appends the hop groups of c for a recipient domain to b: "mx:DOMAIN" for
+ * route=dns, else "smarthost:" its list in random order. 0 or -1. */
+int connector_hops(const struct connector *c, const char *domain,
+    struct buf *b);
+
+/* Does a hops field (above) lead back to this server? An entry equal to a
+ * listen address of servers.cdb (`0.0.0.0:PORT` there: any address of this
+ * host with that port), a host name or mx: domain equal to settings
+ * hostname or to a server's hostname=. 1 yes (5.3.5), 0 no. */
+int connector_hops_self(const char *hops);
+
+/* Appends a smarthost list (comma-separated) shuffled, as "smarthost:...".
+ * 0 or -1 (ENOMEM, or EINVAL for an empty list). */
+int connector_smarthost_hops(const char *list, struct buf *b);
+
+#endif
