@@ -1,0 +1,327 @@
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "addr.h"
+#include "queue.h"
+#include "root.h"
+
+struct found {
+	const char *sub;
+	char *name;
+};
+
+struct found_list {
+	struct found *v;
+	size_t n, cap;
+};
+
+static int
+found_add(struct found_list *l, const char *sub, const char *name)
+{
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		struct found *v = realloc(l->v, cap * sizeof *v);
+		if (v == NULL)
+			return -1;
+		l->v = v;
+		l->cap = cap;
+	}
+	if ((l->v[l->n].name = strdup(name)) == NULL)
+		return -1;
+	l->v[l->n++].sub = sub;
+	return 0;
+}
+
+static void
+found_free(struct found_list *l)
+{
+	size_t i;
+
+	for (i = 0; i < l->n; i++)
+		free(l->v[i].name);
+	free(l->v);
+}
+
+static int
+found_cmp(const void *a, const void *b)
+{
+	const struct found *x = a, *y = b;
+
+	return strcmp(x->name, y->name);
+}
+
+/* Lists QUEUE/SUB into l; a missing sub-folder is empty. */
+static int
+list_sub(const char *queue, const char *sub, struct found_list *l)
+{
+	char path[PATH_MAX];
+	struct dirent *d;
+	DIR *dir;
+	int rc = 0;
+
+	if (root_path(path, sizeof path, "spool/%s/%s", queue, sub) < 0)
+		return -1;
+	if ((dir = opendir(path)) == NULL)
+		return errno == ENOENT ? 0 : -1;
+	while (rc == 0 && (d = readdir(dir)) != NULL)
+		if (d->d_name[0] != '.')
+			rc = found_add(l, sub, d->d_name);
+	closedir(dir);
+	return rc;
+}
+
+/* Reads one listed envelope and hands it to fn; vanished ones are skipped. */
+static int
+scan_one(const char *queue, const struct found *f,
+    int (*fn)(const struct queue_entry *, void *), void *arg)
+{
+	struct envelope e = ENVELOPE_INIT;
+	struct queue_entry q;
+	char path[PATH_MAX];
+	struct stat st;
+	int dirfd, rc = 0;
+
+	if (root_path(path, sizeof path, "spool/%s/%s", queue, f->sub) < 0)
+		return -1;
+	if ((dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return 0;
+	if (fstatat(dirfd, f->name, &st, 0) == 0 &&
+	    envelope_read(&e, dirfd, f->name) == 0) {
+		q.queue = queue;
+		q.sub = f->sub;
+		q.name = f->name;
+		q.mtime = st.st_mtime;
+		q.env = &e;
+		rc = fn(&q, arg);
+	}
+	envelope_free(&e);
+	close(dirfd);
+	return rc;
+}
+
+int
+queue_scan(const char *queue,
+    int (*fn)(const struct queue_entry *, void *), void *arg)
+{
+	static const char *subs[] = { QUEUE_SUBS };
+	struct found_list l = { NULL, 0, 0 };
+	size_t i;
+	int rc = 0;
+
+	for (i = 0; rc == 0 && i < sizeof subs / sizeof subs[0]; i++)
+		rc = list_sub(queue, subs[i], &l);
+	if (rc == 0)
+		qsort(l.v, l.n, sizeof l.v[0], found_cmp);
+	for (i = 0; rc == 0 && i < l.n; i++)
+		rc = scan_one(queue, &l.v[i], fn, arg);
+	found_free(&l);
+	return rc;
+}
+
+int
+queue_name_matches(const char *name, const char *id)
+{
+	size_t n = strlen(id);
+
+	return n > 0 && strncmp(name, id, n) == 0 &&
+	    (name[n] == '\0' || name[n] == '.');
+}
+
+time_t
+queue_arrived(const struct queue_entry *q)
+{
+	const char *s = envelope_get(q->env, "arrived");
+	char digits[11];
+
+	if (s != NULL && *s >= '0' && *s <= '9')
+		return (time_t)strtoll(s, NULL, 10);
+	/* ids begin with 10 digits of seconds and 6 of microseconds */
+	if (strspn(q->name, "0123456789") >= 16) {
+		memcpy(digits, q->name, 10);
+		digits[10] = '\0';
+		return (time_t)strtoll(digits, NULL, 10);
+	}
+	return q->mtime;
+}
+
+long long
+queue_size(const struct queue_entry *q)
+{
+	const char *s = envelope_get(q->env, "size");
+	char path[PATH_MAX];
+	struct stat st;
+
+	if (s != NULL && *s >= '0' && *s <= '9')
+		return strtoll(s, NULL, 10);
+	if (root_path(path, sizeof path, "spool/msg/%s", q->name) == 0 &&
+	    stat(path, &st) == 0)
+		return st.st_size;
+	return 0;
+}
+
+const char *
+queue_dest(const struct queue_entry *q)
+{
+	const char *d = envelope_get(q->env, "dest");
+
+	if (d != NULL && *d != '\0')
+		return d;
+	if (q->env->nrcpt == 0)
+		return "unknown";
+	if ((d = rcpt_get(&q->env->rcpt[0], "dest")) != NULL && *d != '\0')
+		return d;
+	d = addr_domain(q->env->rcpt[0].addr);
+	return *d != '\0' ? d : "unknown";
+}
+
+static int
+open_sub(const char *queue, const char *sub, int create)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	if (root_path(path, sizeof path, "spool/%s/%s", queue, sub) < 0)
+		return -1;
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT && create) {
+		if (mkdir(path, 0700) < 0 && errno != EEXIST)
+			return -1;
+		fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	}
+	return fd;
+}
+
+/* The rename itself, with the envelope locked so a stage that locks its
+ * input is never robbed in the middle of its work. */
+static int
+take_locked(int from, const char *name, int to, const char *newname)
+{
+	int fd, rc, err;
+
+	if ((fd = openat(from, name, O_RDONLY | O_CLOEXEC)) < 0)
+		return -1;
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		err = errno == EWOULDBLOCK ? EBUSY : errno;
+		close(fd);
+		errno = err;
+		return -1;
+	}
+	/* RENAME_NOREPLACE: a stage deferring an envelope writes retry/NAME
+	 * before it removes new/NAME; replacing that new/NAME would let the
+	 * stage's removal destroy the moved envelope */
+	rc = renameat2(from, name, to, newname, RENAME_NOREPLACE);
+	err = errno;
+	close(fd);
+	errno = err;
+	return rc;
+}
+
+int
+queue_take(const char *queue, const char *from, const char *name,
+    const char *to, const char *newname)
+{
+	int fromfd, tofd, rc = -1, err;
+
+	if ((fromfd = open_sub(queue, from, 0)) < 0)
+		return -1;
+	if ((tofd = open_sub(queue, to, 1)) < 0) {
+		err = errno;
+		close(fromfd);
+		errno = err;
+		return -1;
+	}
+	if (take_locked(fromfd, name, tofd, newname ? newname : name) == 0 &&
+	    fsync(tofd) == 0 && fsync(fromfd) == 0)
+		rc = 0;
+	err = errno;
+	close(fromfd);
+	close(tofd);
+	errno = err;
+	return rc;
+}
+
+void
+queue_format_age(long long s, char *buf, size_t cap)
+{
+	if (s < 0)
+		s = 0;
+	if (s < 60)
+		snprintf(buf, cap, "%llds", s);
+	else if (s < 3600)
+		snprintf(buf, cap, "%lldm", s / 60);
+	else if (s < 86400)
+		snprintf(buf, cap, "%lldh%02lldm", s / 3600, s % 3600 / 60);
+	else
+		snprintf(buf, cap, "%lldd%02lldh", s / 86400, s % 86400 / 3600);
+}
+
+void
+queue_format_size(long long n, char *buf, size_t cap)
+{
+	if (n < 1024)
+		snprintf(buf, cap, "%lld", n);
+	else if (n < 1024 * 1024)
+		snprintf(buf, cap, "%.1fK", n / 1024.0);
+	else if (n < 1024LL * 1024 * 1024)
+		snprintf(buf, cap, "%.1fM", n / (1024.0 * 1024));
+	else
+		snprintf(buf, cap, "%.1fG", n / (1024.0 * 1024 * 1024));
+}
+
+int
+queue_table_row(struct queue_table *t, const char *const *cells)
+{
+	size_t i;
+
+	if (t->nrows == t->cap) {
+		size_t cap = t->cap ? t->cap * 2 : 16;
+		char **v = realloc(t->cells, cap * t->ncols * sizeof *v);
+		if (v == NULL)
+			return -1;
+		t->cells = v;
+		t->cap = cap;
+	}
+	for (i = 0; i < t->ncols; i++)
+		if ((t->cells[t->nrows * t->ncols + i] =
+		    strdup(cells[i] ? cells[i] : "")) == NULL)
+			return -1;
+	t->nrows++;
+	return 0;
+}
+
+void
+queue_table_print(struct queue_table *t)
+{
+	size_t widths[16] = { 0 }, r, c, len;
+	const char *cell;
+
+	for (r = 0; r < t->nrows; r++)
+		for (c = 0; c < t->ncols && c < 16; c++)
+			if ((len = strlen(t->cells[r * t->ncols + c])) > widths[c])
+				widths[c] = len;
+	for (r = 0; r < t->nrows; r++) {
+		for (c = 0; c < t->ncols && c < 16; c++) {
+			cell = t->cells[r * t->ncols + c];
+			if (c + 1 == t->ncols && !(t->right && t->right[c]))
+				printf("%s", cell);	/* no trailing blanks */
+			else if (t->right && t->right[c])
+				printf("%*s", (int)widths[c], cell);
+			else
+				printf("%-*s", (int)widths[c], cell);
+			printf(c + 1 < t->ncols ? "  " : "\n");
+		}
+	}
+	for (r = 0; r < t->nrows * t->ncols; r++)
+		free(t->cells[r]);
+	free(t->cells);
+	t->cells = NULL;
+	t->nrows = t->cap = 0;
+}

@@ -1,0 +1,85 @@
+#ifndef BH_QUEUE_H
+#define BH_QUEUE_H
+/*
+ * queue: what the administrator's tools see of the spool. Walks the queue
+ * directories, summarises envelopes, and takes an envelope away from the
+ * stages for an action (freeze, delete, requeue) without racing them.
+ *
+ * Sub-folders of a queue that hold finished-for-now envelopes:
+ *	new/        ready: the queue's stage takes these
+ *	retry/      deferred; mtime = next attempt
+ *	frozen/     frozen by bh-queue: no stage reads it
+ *	hold/       (remote) kept for ETRN/ATRN
+ *	scheduled/  (remote) waiting for the connector schedule; mtime = when
+ *
+ * Taking an envelope (queue_take) is one rename(2), made while holding an
+ * flock(2) on the envelope file: whoever renames first owns the envelope, the
+ * loser sees ENOENT and must not act. A stage that locks its input envelope
+ * (LOCK_EX, from reading it until its input is removed, re-checking after the
+ * lock that new/NAME is still the file it opened) can never have an envelope
+ * taken from under it while it works on it.
+ */
+#include <stddef.h>
+#include <time.h>
+
+#include "envelope.h"
+
+#define QUEUE_NAMES "incoming", "route", "local", "remote", "ndr", "badmail"
+#define QUEUE_SUBS "new", "retry", "frozen", "hold", "scheduled"
+
+struct queue_entry {
+	const char *queue;	/* incoming, route, local, remote, ndr, badmail */
+	const char *sub;	/* new, retry, frozen, hold, scheduled */
+	const char *name;	/* envelope (file) name */
+	time_t mtime;		/* retry/scheduled: the time it may go */
+	struct envelope *env;	/* parsed envelope */
+};
+
+/* Calls fn for every envelope of queue (all sub-folders but tmp/), in name
+ * order; fn returning non-zero stops the walk with that value. Envelopes that
+ * vanish or do not parse while we look are skipped. 0, fn's value, or -1. */
+int queue_scan(const char *queue,
+    int (*fn)(const struct queue_entry *, void *), void *arg);
+
+/* Whether envelope name belongs to message id (equal, or "ID." prefix). */
+int queue_name_matches(const char *name, const char *id);
+
+/* The entry's arrival time: the arrived field, else the time in its id,
+ * else its mtime. */
+time_t queue_arrived(const struct queue_entry *q);
+
+/* The message size: the size field, else the content file's size, else 0. */
+long long queue_size(const struct queue_entry *q);
+
+/* The remote destination: the dest field, else the first recipient's dest
+ * attribute, else the first recipient's domain. */
+const char *queue_dest(const struct queue_entry *q);
+
+/* Moves QUEUE/FROM/NAME to QUEUE/TO/NEWNAME (NEWNAME NULL: same name) by one
+ * rename that never replaces an existing file, under a non-blocking flock,
+ * then fsyncs the directories. 0; -1 with errno ENOENT (gone: someone else
+ * took it), EBUSY (a stage is working on it), EEXIST (the target exists: a
+ * stage is in the middle of moving it), or another error. */
+int queue_take(const char *queue, const char *from, const char *name,
+    const char *to, const char *newname);
+
+/* "45s", "12m", "3h05m", "2d03h" into buf. */
+void queue_format_age(long long seconds, char *buf, size_t cap);
+
+/* "812", "4.1K", "12.0M" into buf. */
+void queue_format_size(long long bytes, char *buf, size_t cap);
+
+/* A table printed with aligned columns. */
+struct queue_table {
+	size_t ncols, nrows, cap;
+	const int *right;	/* per column: 1 right-aligned */
+	char **cells;		/* nrows * ncols, malloc'ed strings */
+};
+
+/* Adds a row of ncols cells (copied). 0 or -1 ENOMEM. */
+int queue_table_row(struct queue_table *t, const char *const *cells);
+
+/* Prints the rows (two spaces between columns) and frees the table. */
+void queue_table_print(struct queue_table *t);
+
+#endif

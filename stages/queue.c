@@ -1,0 +1,1186 @@
+/*
+ * bh-queue: the queue viewer, and the administrator's actions on queued mail.
+ *
+ *	bh-queue [--json]                    one line per queue and destination
+ *	bh-queue list QUEUE [-n N] [--json]  the messages of one queue
+ *	bh-queue show ID [--json]            envelope, recipients, headers
+ *	bh-queue freeze DEST|ID   thaw DEST|ID   retry [DEST]
+ *	bh-queue delete ID [--ndr]   requeue ID
+ *
+ * reads   spool/QUEUE/{new,retry,frozen,hold,scheduled}/NAME, spool/msg/NAME
+ *         (headers and sizes), spool/state/DEST, settings unreachable-after
+ * writes  spool/QUEUE/frozen/ (frozen messages), spool/state/DEST (Frozen),
+ *         spool/QUEUE/new/ (thaw, retry), spool/route/new/ (requeue),
+ *         spool/ndr/new/ (delete --ndr), log/track/ (what was done)
+ * exit    0 done; 100 bad usage or no such message or destination;
+ *         111 a stage is working on the message (try again) or spool trouble
+ *
+ * An argument made of 16 digits and a '-' (the shape of a message id) names
+ * a message; anything else names a destination. Every action takes an
+ * envelope with one rename (lib/queue.h, queue_take), so it races safely
+ * with the stages: the loser of a rename sees ENOENT and does nothing.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "addr.h"
+#include "conf.h"
+#include "content.h"
+#include "dest.h"
+#include "log.h"
+#include "queue.h"
+#include "root.h"
+#include "spool.h"
+#include "stage.h"
+#include "track.h"
+
+enum { UNREACHABLE_AFTER = 3600, HEADERS_MAX = 64 * 1024, TAKE_PASSES = 5 };
+
+static const char *fixed_queues[] = { "incoming", "route", "local", "ndr",
+    "badmail" };
+static const char *fixed_info[] = { "awaiting directory lookup",
+    "waiting to be routed", "local delivery", "delivery reports to build",
+    "reports that could not be delivered" };
+
+static int opt_json, opt_ndr;
+static time_t now;
+
+/* ---- output helpers ---- */
+
+static void
+json_str(const char *s)
+{
+	putchar('"');
+	for (; s != NULL && *s != '\0'; s++) {
+		unsigned char c = *s;
+		if (c == '"' || c == '\\')
+			printf("\\%c", c);
+		else if (c < ' ')
+			printf("\\u%04x", c);
+		else
+			putchar(c);
+	}
+	putchar('"');
+}
+
+/* "2026-11-28T11:40:00Z", or "-" for 0. */
+static const char *
+stamp(time_t t)
+{
+	static char buf[4][32];
+	static unsigned next;
+	char *out = buf[next++ % 4];
+	struct tm tm;
+
+	if (t == 0)
+		return "-";
+	gmtime_r(&t, &tm);
+	strftime(out, sizeof buf[0], "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return out;
+}
+
+static void
+json_time(const char *key, time_t t, int comma)
+{
+	printf("\"%s\":", key);
+	if (t == 0)
+		printf("null");
+	else
+		json_str(stamp(t));
+	if (comma)
+		putchar(',');
+}
+
+static int
+is_message_id(const char *s)
+{
+	return strspn(s, "0123456789") == 16 && s[16] == '-';
+}
+
+static int
+is_fixed_queue(const char *s)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof fixed_queues / sizeof fixed_queues[0]; i++)
+		if (strcmp(s, fixed_queues[i]) == 0)
+			return 1;
+	return 0;
+}
+
+static const char *
+sub_state(const char *sub)
+{
+	static const char *map[][2] = { { "new", "Ready" }, { "retry", "Retry" },
+	    { "frozen", "Frozen" }, { "hold", "Held" },
+	    { "scheduled", "Scheduled" } };
+	size_t i;
+
+	for (i = 0; i < sizeof map / sizeof map[0]; i++)
+		if (strcmp(sub, map[i][0]) == 0)
+			return map[i][1];
+	return sub;
+}
+
+/* ---- the summary: one line per queue and destination ---- */
+
+struct line {
+	char name[DEST_NAME_MAX];
+	int is_dest;
+	const char *info;
+	long long count, bytes, nnew, nretry, nfrozen, nheld, nscheduled;
+	time_t oldest, next_retry, next_scheduled;
+	char state[16], error[512];
+	time_t next;
+};
+
+struct summary {
+	struct line *v;
+	size_t n, cap;
+};
+
+static struct line *
+line_get(struct summary *s, const char *name, int is_dest)
+{
+	size_t i;
+
+	for (i = 0; i < s->n; i++)
+		if (s->v[i].is_dest == is_dest && strcmp(s->v[i].name, name) == 0)
+			return &s->v[i];
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 16;
+		struct line *v = realloc(s->v, cap * sizeof *v);
+		if (v == NULL)
+			die(EXIT_TEMP, errno, "out of memory");
+		s->v = v;
+		s->cap = cap;
+	}
+	memset(&s->v[s->n], 0, sizeof s->v[0]);
+	snprintf(s->v[s->n].name, sizeof s->v[0].name, "%s", name);
+	s->v[s->n].is_dest = is_dest;
+	return &s->v[s->n++];
+}
+
+static void
+min_time(time_t *t, time_t v)
+{
+	if (*t == 0 || v < *t)
+		*t = v;
+}
+
+static int
+summary_add(const struct queue_entry *q, void *arg)
+{
+	int is_dest = strcmp(q->queue, "remote") == 0;
+	struct line *l = line_get(arg, is_dest ? queue_dest(q) : q->queue,
+	    is_dest);
+
+	l->count++;
+	l->bytes += queue_size(q);
+	min_time(&l->oldest, queue_arrived(q));
+	if (strcmp(q->sub, "new") == 0)
+		l->nnew++;
+	else if (strcmp(q->sub, "retry") == 0) {
+		l->nretry++;
+		min_time(&l->next_retry, q->mtime);
+	} else if (strcmp(q->sub, "frozen") == 0)
+		l->nfrozen++;
+	else if (strcmp(q->sub, "hold") == 0)
+		l->nheld++;
+	else if (strcmp(q->sub, "scheduled") == 0) {
+		l->nscheduled++;
+		min_time(&l->next_scheduled, q->mtime);
+	}
+	return 0;
+}
+
+/* Destinations with a state file but no mail (a frozen link, say). */
+static void
+summary_states(struct summary *s)
+{
+	char path[PATH_MAX];
+	struct dirent *d;
+	DIR *dir;
+
+	if (root_path(path, sizeof path, "spool/state") < 0 ||
+	    (dir = opendir(path)) == NULL)
+		return;
+	while ((d = readdir(dir)) != NULL)
+		if (d->d_name[0] != '.' && strstr(d->d_name, ".tmp") == NULL)
+			line_get(s, d->d_name, 1);
+	closedir(dir);
+}
+
+static void
+state_fixed(struct line *l)
+{
+	snprintf(l->state, sizeof l->state, "Ready");
+	if (l->count > 0 && l->nfrozen == l->count)
+		snprintf(l->state, sizeof l->state, "Frozen");
+	else if (l->nretry > 0 && l->nretry + l->nfrozen == l->count) {
+		snprintf(l->state, sizeof l->state, "Retry");
+		l->next = l->next_retry;
+	}
+}
+
+/* A state file written by hand may hold the error double-quoted. */
+static void
+unquote(char *s)
+{
+	size_t n = strlen(s);
+
+	if (n >= 2 && s[0] == '"' && s[n - 1] == '"') {
+		memmove(s, s + 1, n - 2);
+		s[n - 2] = '\0';
+	}
+}
+
+/* The link state of a destination, from its state file and its mail. */
+static void
+state_dest(struct line *l, long long unreachable_after)
+{
+	struct dest_state st;
+	long long waiting = l->count - l->nfrozen;
+
+	if (dest_read(l->name, &st) < 0)
+		memset(&st, 0, sizeof st);
+	snprintf(l->state, sizeof l->state, "%s", *st.state ? st.state : "Ready");
+	snprintf(l->error, sizeof l->error, "%s", st.error);
+	unquote(l->error);
+	if (strcmp(st.state, "Frozen") == 0)
+		return;
+	if (strcmp(st.state, "Retry") == 0) {
+		l->next = st.next_attempt ? st.next_attempt : l->next_retry;
+		if (st.since != 0 && now - st.since >= unreachable_after)
+			snprintf(l->state, sizeof l->state, "Unreachable");
+	} else if (waiting > 0 && l->nheld == waiting)
+		snprintf(l->state, sizeof l->state, "Held");
+	else if (waiting > 0 && l->nscheduled == waiting) {
+		snprintf(l->state, sizeof l->state, "Scheduled");
+		l->next = l->next_scheduled;
+	} else if (l->count > 0 && waiting == 0)
+		snprintf(l->state, sizeof l->state, "Frozen");
+	else if (waiting > 0 && l->nretry == waiting) {
+		snprintf(l->state, sizeof l->state, "Retry");
+		l->next = l->next_retry;
+	}
+}
+
+static int
+line_cmp(const void *a, const void *b)
+{
+	const struct line *x = a, *y = b;
+
+	return strcmp(x->name, y->name);
+}
+
+static void
+summary_build(struct summary *s)
+{
+	long long after = conf_setting_time("unreachable-after",
+	    UNREACHABLE_AFTER);
+	size_t i, nfixed = sizeof fixed_queues / sizeof fixed_queues[0];
+
+	for (i = 0; i < nfixed; i++)
+		line_get(s, fixed_queues[i], 0)->info = fixed_info[i];
+	for (i = 0; i < nfixed; i++)
+		if (queue_scan(fixed_queues[i], summary_add, s) < 0)
+			die(EXIT_TEMP, errno, "unable to read spool/%s",
+			    fixed_queues[i]);
+	if (queue_scan("remote", summary_add, s) < 0)
+		die(EXIT_TEMP, errno, "unable to read spool/remote");
+	summary_states(s);
+	/* fixed queues keep their order; destinations follow by name */
+	qsort(s->v + nfixed, s->n - nfixed, sizeof s->v[0], line_cmp);
+	for (i = 0; i < s->n; i++) {
+		if (s->v[i].is_dest)
+			state_dest(&s->v[i], after);
+		else
+			state_fixed(&s->v[i]);
+		if (s->v[i].info == NULL)
+			s->v[i].info = *s->v[i].error ? s->v[i].error :
+			    "remote delivery";
+	}
+}
+
+static void
+summary_json(const struct summary *s)
+{
+	size_t i;
+
+	putchar('[');
+	for (i = 0; i < s->n; i++) {
+		const struct line *l = &s->v[i];
+		printf("%s{\"queue\":", i ? "," : "");
+		json_str(l->name);
+		printf(",\"type\":\"%s\",\"messages\":%lld,\"bytes\":%lld,"
+		    "\"frozen\":%lld,\"oldest_age\":", l->is_dest ?
+		    "destination" : "queue", l->count, l->bytes, l->nfrozen);
+		if (l->count > 0)
+			printf("%lld", (long long)(now - l->oldest));
+		else
+			printf("null");
+		printf(",\"state\":");
+		json_str(l->state);
+		putchar(',');
+		json_time("next_attempt", l->next, 1);
+		printf("\"error\":");
+		json_str(l->error);
+		printf(",\"info\":");
+		json_str(l->info);
+		putchar('}');
+	}
+	printf("]\n");
+}
+
+static void
+summary_plain(const struct summary *s)
+{
+	static const int right[] = { 0, 1, 1, 1, 0, 0, 0 };
+	struct queue_table t = { 7, 0, 0, right, NULL };
+	const char *head[] = { "QUEUE", "MESSAGES", "SIZE", "OLDEST", "STATE",
+	    "NEXT-ATTEMPT", "INFO" };
+	char count[32], size[32], age[32];
+	size_t i;
+
+	queue_table_row(&t, head);
+	for (i = 0; i < s->n; i++) {
+		const struct line *l = &s->v[i];
+		const char *row[] = { l->name, count, size, age, l->state,
+		    stamp(l->next), l->info };
+		snprintf(count, sizeof count, "%lld", l->count);
+		queue_format_size(l->bytes, size, sizeof size);
+		if (l->count > 0)
+			queue_format_age(now - l->oldest, age, sizeof age);
+		else
+			snprintf(age, sizeof age, "-");
+		queue_table_row(&t, row);
+	}
+	queue_table_print(&t);
+}
+
+static int
+cmd_summary(void)
+{
+	struct summary s = { NULL, 0, 0 };
+
+	summary_build(&s);
+	if (opt_json)
+		summary_json(&s);
+	else
+		summary_plain(&s);
+	free(s.v);
+	return EXIT_DONE;
+}
+
+/* ---- list QUEUE: the messages of a queue or of a destination ---- */
+
+struct listing {
+	const char *dest;	/* NULL: the whole queue */
+	long limit, shown, more;
+	struct queue_table *table;
+};
+
+/* Recipients as "a@x, b@y", cut after about 200 bytes. */
+static void
+rcpt_list(const struct envelope *e, char *buf, size_t cap)
+{
+	size_t i, len = 0;
+
+	buf[0] = '\0';
+	for (i = 0; i < e->nrcpt; i++) {
+		if (len > 200) {
+			snprintf(buf + len, cap - len, " (+%zu more)", e->nrcpt - i);
+			return;
+		}
+		len += snprintf(buf + len, cap - len, "%s%s", i ? "," : "",
+		    e->rcpt[i].addr);
+		if (len >= cap)
+			return;
+	}
+}
+
+static void
+list_json_entry(const struct queue_entry *q, const char *where, int first)
+{
+	size_t i;
+
+	printf("%s{\"id\":", first ? "" : ",");
+	json_str(q->name);
+	printf(",\"queue\":");
+	json_str(q->queue);
+	printf(",\"destination\":");
+	if (strcmp(q->queue, "remote") == 0)
+		json_str(where);
+	else
+		printf("null");
+	printf(",\"state\":\"%s\",", sub_state(q->sub));
+	json_time("next_attempt", strcmp(q->sub, "retry") == 0 ||
+	    strcmp(q->sub, "scheduled") == 0 ? q->mtime : 0, 0);
+	printf(",\"age\":%lld,\"size\":%lld,\"sender\":",
+	    (long long)(now - queue_arrived(q)), queue_size(q));
+	json_str(*q->env->sender ? q->env->sender : "<>");
+	printf(",\"recipients\":[");
+	for (i = 0; i < q->env->nrcpt; i++) {
+		printf(i ? "," : "");
+		json_str(q->env->rcpt[i].addr);
+	}
+	printf("]}");
+}
+
+static int
+list_add(const struct queue_entry *q, void *arg)
+{
+	struct listing *l = arg;
+	const char *where = strcmp(q->queue, "remote") == 0 ? queue_dest(q) :
+	    q->queue;
+	char age[32], size[32], rcpts[512];
+
+	if (l->dest != NULL && strcmp(where, l->dest) != 0)
+		return 0;
+	if (l->shown == l->limit) {
+		l->more++;
+		return 0;
+	}
+	if (opt_json) {
+		list_json_entry(q, where, l->shown++ == 0);
+		return 0;
+	}
+	queue_format_age(now - queue_arrived(q), age, sizeof age);
+	queue_format_size(queue_size(q), size, sizeof size);
+	rcpt_list(q->env, rcpts, sizeof rcpts);
+	const char *row[] = { q->name, where, sub_state(q->sub),
+	    strcmp(q->sub, "new") && strcmp(q->sub, "frozen") &&
+	    strcmp(q->sub, "hold") ? stamp(q->mtime) : "-", age, size,
+	    *q->env->sender ? q->env->sender : "<>", rcpts };
+	queue_table_row(l->table, row);
+	l->shown++;
+	return 0;
+}
+
+static int
+cmd_list(const char *which, long limit)
+{
+	static const int right[] = { 0, 0, 0, 0, 1, 1, 0, 0 };
+	struct queue_table t = { 8, 0, 0, right, NULL };
+	const char *head[] = { "ID", "QUEUE", "STATE", "NEXT-ATTEMPT", "AGE",
+	    "SIZE", "SENDER", "RECIPIENTS" };
+	struct listing l = { NULL, limit, 0, 0, &t };
+	const char *queue = which;
+
+	if (strncmp(which, "remote:", 7) == 0)
+		l.dest = which + 7;
+	else if (!is_fixed_queue(which) && strcmp(which, "remote") != 0)
+		l.dest = which;
+	if (l.dest != NULL)
+		queue = "remote";
+	if (opt_json)
+		putchar('[');
+	else
+		queue_table_row(&t, head);
+	if (queue_scan(queue, list_add, &l) < 0)
+		die(EXIT_TEMP, errno, "unable to read spool/%s", queue);
+	if (opt_json) {
+		printf("]\n");
+		return EXIT_DONE;
+	}
+	queue_table_print(&t);
+	if (l.more > 0)
+		printf("(%ld more not shown)\n", l.more);
+	return EXIT_DONE;
+}
+
+/* ---- show ID ---- */
+
+/* The header section of spool/msg/NAME (up to HEADERS_MAX bytes, CRs
+ * dropped) into b. */
+static void
+read_headers(const char *name, struct buf *b)
+{
+	char chunk[4096];
+	ssize_t n, i;
+	int fd, at_line_start = 1;
+
+	if ((fd = content_open(name)) < 0)
+		return;
+	while (b->len < HEADERS_MAX && (n = read(fd, chunk, sizeof chunk)) > 0)
+		for (i = 0; i < n && b->len < HEADERS_MAX; i++) {
+			if (chunk[i] == '\r')
+				continue;
+			if (chunk[i] == '\n' && at_line_start)
+				goto done;
+			at_line_start = chunk[i] == '\n';
+			buf_addc(b, chunk[i]);
+		}
+done:
+	close(fd);
+}
+
+static void
+show_json(const struct queue_entry *q, const char *headers, int first)
+{
+	size_t i, j;
+
+	printf("%s{\"id\":", first ? "" : ",");
+	json_str(q->name);
+	printf(",\"queue\":\"%s\",\"state\":\"%s\",", q->queue, sub_state(q->sub));
+	json_time("next_attempt", strcmp(q->sub, "retry") == 0 ||
+	    strcmp(q->sub, "scheduled") == 0 ? q->mtime : 0, 1);
+	printf("\"sender\":");
+	json_str(*q->env->sender ? q->env->sender : "<>");
+	printf(",\"fields\":{");
+	for (i = 0; i < q->env->fields.n; i++) {
+		printf(i ? "," : "");
+		json_str(q->env->fields.v[i].name);
+		putchar(':');
+		json_str(q->env->fields.v[i].value);
+	}
+	printf("},\"recipients\":[");
+	for (i = 0; i < q->env->nrcpt; i++) {
+		const struct rcpt *r = &q->env->rcpt[i];
+		printf("%s{\"address\":", i ? "," : "");
+		json_str(r->addr);
+		for (j = 0; j < r->attrs.n; j++) {
+			putchar(',');
+			json_str(r->attrs.v[j].name);
+			putchar(':');
+			json_str(r->attrs.v[j].value);
+		}
+		putchar('}');
+	}
+	printf("],\"headers\":");
+	json_str(headers);
+	putchar('}');
+}
+
+static void
+show_plain(const struct queue_entry *q, const char *headers)
+{
+	struct queue_table t = { 4, 0, 0, NULL, NULL };
+	const char *head[] = { "RECIPIENT", "STATE", "CODE", "REASON" };
+	struct buf b = BUF_INIT;
+	size_t i;
+
+	printf("== %s/%s/%s\n", q->queue, q->sub, q->name);
+	if (strcmp(q->sub, "retry") == 0 || strcmp(q->sub, "scheduled") == 0)
+		printf("next attempt %s\n", stamp(q->mtime));
+	envelope_format(q->env, &b);
+	/* the envelope head as stored; recipients follow as a table */
+	for (char *p = b.data; p != NULL && *p != '\0'; ) {
+		char *end = strchr(p, '\n');
+		if (strncmp(p, "rcpt ", 5) != 0)
+			printf("%.*s\n", (int)(end ? end - p : (long)strlen(p)), p);
+		p = end ? end + 1 : NULL;
+	}
+	buf_free(&b);
+	printf("-- recipients\n");
+	queue_table_row(&t, head);
+	for (i = 0; i < q->env->nrcpt; i++) {
+		const struct rcpt *r = &q->env->rcpt[i];
+		const char *row[] = { r->addr, rcpt_get(r, "state"),
+		    rcpt_get(r, "code"), rcpt_get(r, "reason") };
+		queue_table_row(&t, row);
+	}
+	queue_table_print(&t);
+	printf("-- headers\n%s", headers);
+}
+
+struct showing {
+	const char *id;
+	int nfound;
+};
+
+static int
+show_one(const struct queue_entry *q, void *arg)
+{
+	struct showing *s = arg;
+	struct buf h = BUF_INIT;
+
+	if (!queue_name_matches(q->name, s->id))
+		return 0;
+	read_headers(q->name, &h);
+	if (opt_json)
+		show_json(q, h.data ? h.data : "", s->nfound == 0);
+	else
+		show_plain(q, h.data ? h.data : "");
+	buf_free(&h);
+	s->nfound++;
+	return 0;
+}
+
+static int
+cmd_show(const char *id)
+{
+	static const char *queues[] = { QUEUE_NAMES };
+	struct showing s = { id, 0 };
+	size_t i;
+
+	if (opt_json)
+		putchar('[');
+	for (i = 0; i < sizeof queues / sizeof queues[0]; i++)
+		if (queue_scan(queues[i], show_one, &s) < 0)
+			die(EXIT_TEMP, errno, "unable to read spool/%s", queues[i]);
+	if (opt_json)
+		printf("]\n");
+	if (s.nfound == 0) {
+		fprintf(stderr, "bh-queue: no message %s\n", id);
+		return EXIT_PERM;
+	}
+	return EXIT_DONE;
+}
+
+/* ---- actions: find envelopes, take each with one rename ---- */
+
+struct match {
+	char queue[16], sub[16], name[256];
+	time_t mtime;
+};
+
+struct selection {
+	const char *id;		/* message id, or NULL */
+	const char *dest;	/* remote destination, or NULL */
+	const char *subs;	/* " new retry " style list of sub-folders */
+	const char *queues;	/* " route local " style list, NULL = all */
+	struct match *v;
+	size_t n, cap;
+};
+
+static int
+in_list(const char *list, const char *word)
+{
+	char key[32];
+
+	snprintf(key, sizeof key, " %s ", word);
+	return strstr(list, key) != NULL;
+}
+
+static int
+select_add(const struct queue_entry *q, void *arg)
+{
+	struct selection *s = arg;
+	struct match *m;
+
+	if (s->id != NULL && !queue_name_matches(q->name, s->id))
+		return 0;
+	if (s->dest != NULL && (strcmp(q->queue, "remote") != 0 ||
+	    strcmp(queue_dest(q), s->dest) != 0))
+		return 0;
+	if (!in_list(s->subs, q->sub))
+		return 0;
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 16;
+		if ((m = realloc(s->v, cap * sizeof *m)) == NULL)
+			return -1;
+		s->v = m;
+		s->cap = cap;
+	}
+	m = &s->v[s->n++];
+	snprintf(m->queue, sizeof m->queue, "%s", q->queue);
+	snprintf(m->sub, sizeof m->sub, "%s", q->sub);
+	snprintf(m->name, sizeof m->name, "%s", q->name);
+	m->mtime = q->mtime;
+	return 0;
+}
+
+static void
+select_run(struct selection *s)
+{
+	static const char *queues[] = { QUEUE_NAMES };
+	size_t i;
+
+	s->n = 0;
+	for (i = 0; i < sizeof queues / sizeof queues[0]; i++) {
+		if (s->dest != NULL && strcmp(queues[i], "remote") != 0)
+			continue;
+		if (s->queues != NULL && !in_list(s->queues, queues[i]))
+			continue;
+		if (queue_scan(queues[i], select_add, s) < 0)
+			die(EXIT_TEMP, errno, "unable to read spool/%s", queues[i]);
+	}
+}
+
+/* Reads the envelope we now own at QUEUE/SUB/NAME. */
+static int
+read_owned(const char *queue, const char *sub, const char *name,
+    struct envelope *e)
+{
+	char path[PATH_MAX];
+	int fd, rc;
+
+	if (root_path(path, sizeof path, "spool/%s/%s", queue, sub) < 0 ||
+	    (fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return -1;
+	rc = envelope_read(e, fd, name);
+	close(fd);
+	return rc;
+}
+
+static void
+track_owned(const char *event, const struct match *m, const char *sub,
+    const char *file, const char *status)
+{
+	struct envelope e = ENVELOPE_INIT;
+
+	if (read_owned(m->queue, sub, file, &e) == 0)
+		track(event, m->name, &e, NULL, status);
+	envelope_free(&e);
+}
+
+static int
+act_freeze(const struct match *m)
+{
+	if (queue_take(m->queue, m->sub, m->name, "frozen", NULL) < 0)
+		return -1;
+	track_owned("frozen", m, "frozen", m->name, "frozen by administrator");
+	printf("frozen %s/%s\n", m->queue, m->name);
+	return 0;
+}
+
+/* A thawed envelope whose retry time is still to come waits in retry/
+ * (rename keeps the mtime); any other goes straight to new/. */
+static int
+act_thaw(const struct match *m)
+{
+	const char *to = m->mtime > now ? "retry" : "new";
+
+	if (queue_take(m->queue, "frozen", m->name, to, NULL) < 0)
+		return -1;
+	track_owned("thawed", m, to, m->name, "thawed by administrator");
+	printf("thawed %s/%s\n", m->queue, m->name);
+	return 0;
+}
+
+static int
+act_release(const struct match *m)
+{
+	if (queue_take(m->queue, "retry", m->name, "new", NULL) < 0)
+		return -1;
+	printf("retry %s/%s\n", m->queue, m->name);
+	return 0;
+}
+
+static int
+is_deleted(const struct rcpt *r)
+{
+	const char *s = rcpt_get(r, "state"), *c = rcpt_get(r, "code"),
+	    *why = rcpt_get(r, "reason");
+
+	return s && c && why && strcmp(s, "failed") == 0 &&
+	    strcmp(c, "5.7.1") == 0 && strcmp(why, "deleted by administrator") == 0;
+}
+
+static int
+is_finished(const struct rcpt *r)
+{
+	const char *s = rcpt_get(r, "state");
+
+	return s != NULL && (strcmp(s, "delivered") == 0 ||
+	    strcmp(s, "failed") == 0 || strcmp(s, "relayed") == 0 ||
+	    strcmp(s, "expanded") == 0);
+}
+
+/* Fails every unfinished recipient with 5.7.1 and hands a failure record
+ * to bh-ndr. The number reported, or -1. */
+static int
+report_deleted(const char *name, struct envelope *e)
+{
+	size_t i;
+	int n = 0;
+
+	for (i = 0; i < e->nrcpt; i++)
+		if (!is_finished(&e->rcpt[i])) {
+			if (rcpt_outcome(&e->rcpt[i], "failed", "5.7.1",
+			    "deleted by administrator") < 0)
+				return -1;
+			n++;
+		}
+	if (n > 0 && stage_report(name, e, "failure", is_deleted) < 0)
+		return -1;
+	return n;
+}
+
+/* Puts an envelope we took into tmp/ back where it was. */
+static void
+give_back(const struct match *m, const char *taken)
+{
+	if (queue_take(m->queue, "tmp", taken, m->sub, m->name) < 0)
+		die(EXIT_TEMP, errno, "unable to put back %s/tmp/%s", m->queue,
+		    taken);
+}
+
+static void
+remove_owned(const struct match *m, const char *taken)
+{
+	char path[PATH_MAX];
+
+	if (root_path(path, sizeof path, "spool/%s/tmp/%s", m->queue, taken) < 0 ||
+	    (unlink(path) < 0 && errno != ENOENT))
+		die(EXIT_TEMP, errno, "unable to remove %s/tmp/%s", m->queue,
+		    taken);
+}
+
+/* The envelope is renamed into tmp/ under a name no stage writes, so it
+ * is ours alone; only then are its report and removal done. */
+static int
+act_delete(const struct match *m)
+{
+	struct envelope e = ENVELOPE_INIT;
+	char taken[320];
+	int n = 0;
+
+	snprintf(taken, sizeof taken, "%s.deleted-%d", m->name, (int)getpid());
+	if (queue_take(m->queue, m->sub, m->name, "tmp", taken) < 0)
+		return -1;
+	if (read_owned(m->queue, "tmp", taken, &e) < 0)
+		die(EXIT_TEMP, errno, "unable to read %s", m->name);
+	if (opt_ndr && strcmp(m->queue, "ndr") != 0 &&
+	    strcmp(m->queue, "badmail") != 0 &&
+	    (n = report_deleted(m->name, &e)) < 0) {
+		give_back(m, taken);
+		die(EXIT_TEMP, errno, "unable to queue a report for %s", m->name);
+	}
+	track("deleted", m->name, &e, NULL, "deleted by administrator");
+	envelope_free(&e);
+	remove_owned(m, taken);
+	content_unlink(m->name);
+	if (n > 0)
+		printf("deleted %s/%s, failure report for %d recipient%s\n",
+		    m->queue, m->name, n, n == 1 ? "" : "s");
+	else
+		printf("deleted %s/%s\n", m->queue, m->name);
+	return 0;
+}
+
+/* What routing decided is forgotten: bh-route decides again. */
+static void
+requeue_reset(struct envelope *e)
+{
+	static const char *fields[] = { "dest", "connector", "hops", "tries",
+	    "first-failure", "next-attempt" };
+	size_t i;
+
+	for (i = 0; i < sizeof fields / sizeof fields[0]; i++)
+		envelope_set(e, fields[i], NULL);
+	for (i = 0; i < e->nrcpt; i++) {
+		struct rcpt *r = &e->rcpt[i];
+		if (is_finished(r))
+			continue;
+		rcpt_set(r, "state", rcpt_get(r, "box") ? "local" : "remote");
+		rcpt_set(r, "code", NULL);
+		rcpt_set(r, "reason", NULL);
+		rcpt_set(r, "dest", NULL);
+	}
+}
+
+static int
+act_requeue(const struct match *m)
+{
+	static struct spool route;
+	static int is_open;
+	struct envelope e = ENVELOPE_INIT;
+	struct buf b = BUF_INIT;
+	char taken[320];
+
+	if (strcmp(m->queue, "route") == 0 && strcmp(m->sub, "new") == 0) {
+		printf("%s/%s is already waiting to be routed\n", m->queue, m->name);
+		return 0;
+	}
+	if (!is_open && spool_open(&route, "route") < 0)
+		die(EXIT_TEMP, errno, "unable to open spool/route");
+	is_open = 1;
+	snprintf(taken, sizeof taken, "%s.requeue-%d", m->name, (int)getpid());
+	if (queue_take(m->queue, m->sub, m->name, "tmp", taken) < 0)
+		return -1;
+	if (read_owned(m->queue, "tmp", taken, &e) < 0)
+		die(EXIT_TEMP, errno, "unable to read %s", m->name);
+	requeue_reset(&e);
+	if (envelope_format(&e, &b) < 0 ||
+	    spool_handover(&route, m->name, b.data, b.len) < 0) {
+		give_back(m, taken);
+		die(EXIT_TEMP, errno, "unable to requeue %s", m->name);
+	}
+	track("requeued", m->name, &e, NULL, "requeued by administrator");
+	buf_free(&b);
+	envelope_free(&e);
+	remove_owned(m, taken);
+	printf("requeued %s/%s\n", m->queue, m->name);
+	return 0;
+}
+
+/* Runs act on every selected envelope. An envelope that moved under us
+ * (ENOENT: a stage passed it on; EEXIST: a stage is in the middle of
+ * deferring it) is looked for again, so a message is caught in its new
+ * place. The number acted on; *nbusy counts envelopes a stage held. */
+static int
+act_all(struct selection *s, int (*act)(const struct match *), int *nbusy)
+{
+	int pass, again, done = 0;
+	size_t i;
+
+	for (pass = 0; pass < TAKE_PASSES; pass++) {
+		select_run(s);
+		again = *nbusy = 0;
+		for (i = 0; i < s->n; i++) {
+			if (act(&s->v[i]) == 0)
+				done++;
+			else if (errno == ENOENT || errno == EEXIST || errno == EBUSY) {
+				again = 1;
+				*nbusy += errno == EBUSY;
+			} else
+				die(EXIT_TEMP, errno, "unable to move %s/%s/%s",
+				    s->v[i].queue, s->v[i].sub, s->v[i].name);
+		}
+		if (!again)
+			break;
+		usleep(20000 << pass);
+	}
+	free(s->v);
+	s->v = NULL;
+	s->cap = 0;
+	return done;
+}
+
+/* ---- commands ---- */
+
+/* The end of an action on a message: not found, busy, or done. */
+static int
+message_result(const char *id, int done, int nbusy, const char *already)
+{
+	struct selection s = { id, NULL, already, NULL, NULL, 0, 0 };
+
+	if (nbusy > 0) {
+		fprintf(stderr, "bh-queue: %s: a stage is working on it, "
+		    "try again\n", id);
+		return EXIT_TEMP;
+	}
+	if (done > 0)
+		return EXIT_DONE;
+	if (already != NULL) {
+		select_run(&s);
+		if (s.n > 0) {
+			printf("%s/%s is already %s\n", s.v[0].queue, s.v[0].name,
+			    sub_state(s.v[0].sub));
+			free(s.v);
+			return EXIT_DONE;
+		}
+	}
+	fprintf(stderr, "bh-queue: no message %s\n", id);
+	return EXIT_PERM;
+}
+
+static int
+dest_check(const char *dest, struct dest_state *st)
+{
+	if (dest_read(dest, st) < 0) {
+		fprintf(stderr, "bh-queue: bad destination name %s\n", dest);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+cmd_freeze(const char *arg)
+{
+	struct selection s = { arg, NULL, " new retry ", NULL, NULL, 0, 0 };
+	struct dest_state st;
+	int done, nbusy;
+
+	if (is_message_id(arg)) {
+		done = act_all(&s, act_freeze, &nbusy);
+		return message_result(arg, done, nbusy,
+		    " frozen hold scheduled ");
+	}
+	if (dest_check(arg, &st) < 0)
+		return EXIT_PERM;
+	snprintf(st.state, sizeof st.state, "Frozen");
+	snprintf(st.error, sizeof st.error, "frozen by administrator");
+	st.next_attempt = 0;
+	st.since = now;
+	if (dest_write(arg, &st) < 0)
+		die(EXIT_TEMP, errno, "unable to write spool/state/%s", arg);
+	printf("frozen destination %s\n", arg);
+	return EXIT_DONE;
+}
+
+/* Moves retry/ envelopes (of one destination, or all) into new/ now. */
+static int
+release_retries(const char *dest)
+{
+	struct selection s = { NULL, dest, " retry ", NULL, NULL, 0, 0 };
+	int nbusy;
+
+	return act_all(&s, act_release, &nbusy);
+}
+
+static int
+cmd_thaw(const char *arg)
+{
+	struct selection s = { arg, NULL, " frozen ", NULL, NULL, 0, 0 };
+	struct dest_state st;
+	int done, nbusy;
+
+	if (is_message_id(arg)) {
+		done = act_all(&s, act_thaw, &nbusy);
+		return message_result(arg, done, nbusy, NULL);
+	}
+	if (dest_check(arg, &st) < 0)
+		return EXIT_PERM;
+	if (strcmp(st.state, "Frozen") != 0) {
+		printf("destination %s is not frozen\n", arg);
+		return EXIT_DONE;
+	}
+	if (dest_clear(arg) < 0)
+		die(EXIT_TEMP, errno, "unable to remove spool/state/%s", arg);
+	printf("thawed destination %s\n", arg);
+	release_retries(arg);	/* what waited for the thaw goes now */
+	return EXIT_DONE;
+}
+
+static void
+clear_retry_state(const char *dest)
+{
+	struct dest_state st;
+
+	if (dest_read(dest, &st) > 0 && strcmp(st.state, "Retry") == 0) {
+		if (dest_clear(dest) < 0)
+			die(EXIT_TEMP, errno, "unable to remove spool/state/%s",
+			    dest);
+		printf("destination %s is Ready\n", dest);
+	}
+}
+
+static int
+cmd_retry(const char *dest)
+{
+	char path[PATH_MAX];
+	struct dest_state st;
+	struct dirent *d;
+	DIR *dir;
+
+	if (dest != NULL && dest_check(dest, &st) < 0)
+		return EXIT_PERM;
+	release_retries(dest);
+	if (dest != NULL) {
+		clear_retry_state(dest);
+		return EXIT_DONE;
+	}
+	if (root_path(path, sizeof path, "spool/state") < 0 ||
+	    (dir = opendir(path)) == NULL)
+		return EXIT_DONE;
+	while ((d = readdir(dir)) != NULL)
+		if (d->d_name[0] != '.' && strstr(d->d_name, ".tmp") == NULL)
+			clear_retry_state(d->d_name);
+	closedir(dir);
+	return EXIT_DONE;
+}
+
+static int
+cmd_delete(const char *arg)
+{
+	struct selection s = { NULL, NULL, " new retry frozen hold scheduled ",
+	    NULL, NULL, 0, 0 };
+	struct dest_state st;
+	int done, nbusy;
+
+	if (is_message_id(arg)) {
+		s.id = arg;
+		done = act_all(&s, act_delete, &nbusy);
+		return message_result(arg, done, nbusy, NULL);
+	}
+	if (dest_check(arg, &st) < 0)
+		return EXIT_PERM;
+	s.dest = arg;
+	done = act_all(&s, act_delete, &nbusy);
+	printf("%d message%s deleted for %s\n", done, done == 1 ? "" : "s", arg);
+	return nbusy > 0 ? EXIT_TEMP : EXIT_DONE;
+}
+
+static int
+cmd_requeue(const char *id)
+{
+	struct selection s = { id, NULL, " new retry frozen hold scheduled ",
+	    " route local remote ", NULL, 0, 0 };
+	int done, nbusy;
+
+	if (!is_message_id(id)) {
+		fprintf(stderr, "bh-queue: requeue takes a message id\n");
+		return EXIT_PERM;
+	}
+	done = act_all(&s, act_requeue, &nbusy);
+	return message_result(id, done, nbusy, NULL);
+}
+
+static _Noreturn void
+usage(void)
+{
+	fprintf(stderr, "usage: bh-queue [--json]\n"
+	    "       bh-queue list QUEUE|DEST [-n N] [--json]\n"
+	    "       bh-queue show ID [--json]\n"
+	    "       bh-queue freeze DEST|ID | thaw DEST|ID | retry [DEST]\n"
+	    "       bh-queue delete ID|DEST [--ndr] | requeue ID\n");
+	exit(EXIT_PERM);
+}
+
+/* Takes the options out of argv wherever they are; the words remain. */
+static int
+parse_options(int argc, char **argv, char **words, long *limit)
+{
+	int i, n = 0;
+	char *end;
+
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0)
+			opt_json = 1;
+		else if (strcmp(argv[i], "--ndr") == 0)
+			opt_ndr = 1;
+		else if (strcmp(argv[i], "-n") == 0 && i + 1 < argc) {
+			*limit = strtol(argv[++i], &end, 10);
+			if (*end != '\0' || *limit < 0)
+				usage();
+		} else if (argv[i][0] == '-')
+			usage();
+		else if (n < 3)
+			words[n++] = argv[i];
+		else
+			usage();
+	}
+	return n;
+}
+
+int
+main(int argc, char **argv)
+{
+	char *w[3] = { NULL, NULL, NULL };
+	long limit = 100;
+	int n;
+
+	log_init("queue");
+	now = time(NULL);
+	n = parse_options(argc, argv, w, &limit);
+	if (n == 0)
+		return cmd_summary();
+	if (strcmp(w[0], "retry") == 0 && n <= 2)
+		return cmd_retry(w[1]);
+	if (n != 2)
+		usage();
+	if (strcmp(w[0], "list") == 0)
+		return cmd_list(w[1], limit);
+	if (strcmp(w[0], "show") == 0)
+		return cmd_show(w[1]);
+	if (strcmp(w[0], "freeze") == 0)
+		return cmd_freeze(w[1]);
+	if (strcmp(w[0], "thaw") == 0)
+		return cmd_thaw(w[1]);
+	if (strcmp(w[0], "delete") == 0)
+		return cmd_delete(w[1]);
+	if (strcmp(w[0], "requeue") == 0)
+		return cmd_requeue(w[1]);
+	usage();
+}
