@@ -23,6 +23,8 @@ struct walk {
 };
 
 static int expand_addr(struct walk *w, const char *addr);
+static int expand_name(struct walk *w, const char *name);
+static int expand_group(struct walk *w, const char *name, const char *addr);
 
 /* A set of strings: open addressing, power-of-two size, FNV-1a. */
 static size_t
@@ -521,9 +523,12 @@ expand_forward(struct walk *w, const char *kind, const char *name,
 		    "target", addr, kind, name);
 		goto out;
 	}
+	if ((rc = check_restrictions(w, &a, addr)) != 0)
+		goto out;
 	snprintf(w->chain[w->nchain++], KEY_MAX, "%c:%s", kind[0], name);
 	w->is_expanded++;
-	rc = expand_addr(w, target);
+	/* a target is an address, or the NAME of another recipient */
+	rc = strchr(target, '@') ? expand_addr(w, target) : expand_name(w, target);
 	w->is_expanded--;
 	w->nchain--;
 out:
@@ -531,7 +536,6 @@ out:
 	return rc;
 }
 
-static int expand_group(struct walk *w, const char *name, const char *addr);
 
 /* Which kind a member NAME is: 1 with the kind and the record, 0 none. */
 static int
@@ -550,33 +554,44 @@ member_record(struct walk *w, const char *name, const char **kind,
 	return 0;
 }
 
+/* A recipient named by its NAME (a member, or a target given by name). */
+static int
+expand_name(struct walk *w, const char *name)
+{
+	struct attrs a = ATTRS_INIT;
+	const char *kind;
+	char addr[ITEM_MAX];
+	int rc;
+
+	if ((rc = member_record(w, name, &kind, &a)) <= 0) {
+		attrs_free(&a);
+		return rc < 0 ? -1 : target_note(w, NULL, "%s does not exist",
+		    name);
+	}
+	record_address(&a, name, addr);
+	attrs_free(&a);
+	if (strcmp(kind, "mailbox") == 0)
+		return expand_mailbox(w, name, addr);
+	if (strcmp(kind, "group") == 0)
+		return expand_group(w, name, addr);
+	return expand_forward(w, kind, name, addr);
+}
+
 static int
 expand_member(const char *item, void *arg)
 {
 	struct walk *w = arg;
 	struct attrs a = ATTRS_INIT;
 	const char *kind;
-	char addr[ITEM_MAX];
-	int rc;
 
 	snprintf(w->top, sizeof w->top, "%s", item);
+	if (strchr(item, '@') == NULL &&
+	    member_record(w, item, &kind, &a) == 1)
+		record_address(&a, item, w->top);
+	attrs_free(&a);
 	if (strchr(item, '@') != NULL)
 		return expand_addr(w, item) < 0 ? -1 : 0;
-	if ((rc = member_record(w, item, &kind, &a)) <= 0) {
-		attrs_free(&a);
-		return rc < 0 ? -1 : target_note(w, NULL, "member %s does not "
-		    "exist", item);
-	}
-	record_address(&a, item, addr);
-	attrs_free(&a);
-	snprintf(w->top, sizeof w->top, "%s", addr);
-	if (strcmp(kind, "mailbox") == 0)
-		rc = expand_mailbox(w, item, addr);
-	else if (strcmp(kind, "group") == 0)
-		rc = expand_group(w, item, addr);
-	else
-		rc = expand_forward(w, kind, item, addr);
-	return rc < 0 ? -1 : 0;
+	return expand_name(w, item) < 0 ? -1 : 0;
 }
 
 /* A group's members, each once; a group met again is a cycle, skipped.

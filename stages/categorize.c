@@ -26,6 +26,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "arrival.h"
+#include "addr.h"
+#include "conf.h"
 #include "content.h"
 #include "directory.h"
 #include "log.h"
@@ -197,25 +200,37 @@ resolve(struct categorize *c, const char *name, const struct envelope *e,
 	return rc;
 }
 
-/* Leaves the message for a later attempt (the directory could not be
- * read, or the next queue could not take it). */
+/* Leaves the input, as it arrived, for another attempt in delay_sec (the
+ * directory could not be read, the next queue could not take it, or a hook
+ * asked for it), counting the tries. */
 static void
-retry_later(struct categorize *c, const char *name, const struct envelope *e,
-    const char *why)
+retry_later(struct categorize *c, const char *name, const char *why,
+    long long delay_sec)
 {
-	log_event("deferred", "id=%s reason=%s error=%s", name, log_quote(why),
-	    log_quote(strerror(errno)));
-	track("deferred", name, e, NULL, why);
-	if (stage_defer(&c->st, name, e, time(NULL) + RETRY_SEC) < 0)
+	struct envelope e = ENVELOPE_INIT;
+	char tries[32];
+
+	if (stage_read(&c->st, name, &e) < 0)
+		die(EXIT_TEMP, errno, "unable to reread %s", name);
+	snprintf(tries, sizeof tries, "%lld",
+	    atoll(envelope_get(&e, "tries") ? envelope_get(&e, "tries") : "0") + 1);
+	log_event("deferred", "id=%s tries=%s reason=%s", name, tries,
+	    log_quote(why));
+	track("deferred", name, &e, NULL, why);
+	if (envelope_set(&e, "tries", tries) < 0 ||
+	    stage_defer(&c->st, name, &e, time(NULL) + delay_sec) < 0)
 		die(EXIT_TEMP, errno, "unable to defer %s", name);
+	envelope_free(&e);
 }
 
-/* Hands on the recipients that go on, reports those that failed. */
+/* Hands on the recipients that go on, reports those that failed. The
+ * message travels under the name of its current content (a hook or a
+ * rewritten header may have replaced it). */
 static void
-finish(struct categorize *c, const char *name, const struct envelope *e,
-    const struct envelope *all)
+finish(struct categorize *c, struct arrival *arr, const struct envelope *all)
 {
 	struct envelope next = ENVELOPE_INIT;
+	const char *name = arr->current;
 	size_t i;
 
 	if (envelope_copy_head(&next, all) < 0)
@@ -228,13 +243,16 @@ finish(struct categorize *c, const char *name, const struct envelope *e,
 		goto trouble;
 	if (next.nrcpt > 0 && stage_pass(&c->route, name, name, &next) < 0)
 		goto trouble;
-	log_event("categorized", "id=%s rcpts=%zu failed=%zu", name,
-	    next.nrcpt, all->nrcpt - next.nrcpt);
-	stage_done(&c->st, name, next.nrcpt > 0);
+	log_event("categorized", "id=%s next=%s rcpts=%zu failed=%zu",
+	    arr->name, name, next.nrcpt, all->nrcpt - next.nrcpt);
+	if (next.nrcpt == 0)
+		arrival_discard(arr);
+	stage_done(&c->st, arr->name, next.nrcpt > 0 && !arrival_is_replaced(arr));
 	envelope_free(&next);
 	return;
 trouble:
-	retry_later(c, name, e, "unable to hand the message on");
+	arrival_discard(arr);
+	retry_later(c, arr->name, "unable to hand the message on", RETRY_SEC);
 	envelope_free(&next);
 }
 
@@ -253,22 +271,274 @@ set_aside(struct categorize *c, const char *name)
 	utimensat(c->st.in.retryfd, name, when, 0);
 }
 
+/* A hook rejected the message: every new recipient fails 5.7.1 with the
+ * hook's first output line. */
+static void
+reject_all(struct categorize *c, const char *name, struct envelope *e,
+    const struct arrival *arr)
+{
+	char reason[1200];
+	size_t i;
+
+	snprintf(reason, sizeof reason, "550 5.7.1 %s", *arr->line ?
+	    arr->line : "message rejected by an arrival hook");
+	log_event("rejected", "id=%s hook=%s reason=%s", name,
+	    log_quote(arr->hook), log_quote(reason));
+	for (i = 0; i < e->nrcpt; i++) {
+		if (!is_new(&e->rcpt[i]))
+			continue;
+		if (rcpt_outcome(&e->rcpt[i], "failed", "5.7.1", reason) < 0)
+			die(EXIT_TEMP, ENOMEM, "out of memory");
+		track("failed", name, e, &e->rcpt[i], reason);
+	}
+	if (stage_report(name, e, "failure", is_failed) < 0) {
+		retry_later(c, name, "unable to report a rejection", RETRY_SEC);
+		return;
+	}
+	stage_done(&c->st, name, 0);
+}
+
+/* A hook asked to try again: later, each time later (1m, 2m, 4m ... 1h),
+ * until settings expire (default 2d) after arrival; then the message
+ * fails 4.4.7. */
+static void
+hook_retry(struct categorize *c, const char *name, struct envelope *e,
+    const struct arrival *arr)
+{
+	const char *tries = envelope_get(e, "tries");
+	const char *arrived = envelope_get(e, "arrived");
+	long long n = tries ? atoll(tries) : 0, delay = RETRY_SEC;
+	char reason[2100];
+	size_t i;
+
+	snprintf(reason, sizeof reason, "%s: %s", arr->hook, arr->line);
+	if (arrived && time(NULL) - atoll(arrived) >
+	    conf_setting_time("expire", 2 * 86400)) {
+		snprintf(reason, sizeof reason, "message expired while an "
+		    "arrival hook deferred it (%s)", arr->line);
+		for (i = 0; i < e->nrcpt; i++)
+			if (is_new(&e->rcpt[i]) &&
+			    rcpt_outcome(&e->rcpt[i], "failed", "4.4.7", reason) < 0)
+				die(EXIT_TEMP, ENOMEM, "out of memory");
+		if (stage_report(name, e, "failure", is_failed) == 0) {
+			track("failed", name, e, NULL, reason);
+			stage_done(&c->st, name, 0);
+			return;
+		}
+	}
+	while (n-- > 0 && delay < 3600)
+		delay *= 2;
+	retry_later(c, name, reason, delay < 3600 ? delay : 3600);
+}
+
+/* Runs the arrival hooks. 1 when the message goes on to categorizing, 0
+ * when the hooks finished with it (rejected, dropped, deferred). */
+static int
+run_hooks(struct categorize *c, const char *name, struct envelope *e,
+    struct arrival *arr)
+{
+	int rc = arrival_hooks(arr, e);
+
+	if (rc == ARRIVAL_PASS)
+		return 1;
+	arrival_discard(arr);
+	if (rc == ARRIVAL_REJECT)
+		reject_all(c, name, e, arr);
+	else if (rc == ARRIVAL_DROP) {
+		log_event("dropped", "id=%s hook=%s", name, log_quote(arr->hook));
+		track("dropped", name, e, NULL, arr->hook);
+		stage_done(&c->st, name, 0);
+	} else if (rc == ARRIVAL_RETRY)
+		hook_retry(c, name, e, arr);
+	else {
+		snprintf(arr->line, sizeof arr->line, "unable to run: %s",
+		    strerror(errno));
+		hook_retry(c, name, e, arr);
+	}
+	return 0;
+}
+
+/* The mailbox that submitted the message: the authenticated user (any
+ * address of a mailbox, or its NAME), else bh-inject's submitter when a
+ * mailbox has that NAME. 1 with its NAME, 0 none, -1 error. */
+static int
+submitter_mailbox(struct categorize *c, const struct envelope *e, char *box,
+    size_t cap)
+{
+	const char *who = envelope_get(e, "auth");
+	struct attrs a = ATTRS_INIT;
+	char kind[16];
+	int rc;
+
+	if (who == NULL || *who == '\0')
+		who = envelope_get(e, "submitter");
+	if (who == NULL || *who == '\0')
+		return 0;
+	if (strchr(who, '@') != NULL) {
+		rc = directory_lookup(&c->dir, who, kind, sizeof kind, box, cap);
+		return rc <= 0 ? rc : strcmp(kind, "mailbox") == 0;
+	}
+	if ((rc = directory_record(&c->dir, "mailbox", who, &a)) == 1)
+		rc = snprintf(box, cap, "%s", who) < (int)cap;
+	attrs_free(&a);
+	return rc;
+}
+
+/* Whether addr is the mailbox's own: one of its addresses, its NAME, or
+ * NAME@hostname (what bh-inject makes of a local user). 1, 0, -1. */
+static int
+is_own_address(struct categorize *c, const char *box, const char *addr)
+{
+	char kind[16], name[256], local[256];
+	int rc;
+
+	if (strchr(addr, '@') == NULL)
+		return strcmp(addr, box) == 0;
+	if ((rc = directory_lookup(&c->dir, addr, kind, sizeof kind, name,
+	    sizeof name)) != 0)
+		return rc < 0 ? -1 : strcmp(kind, "mailbox") == 0 &&
+		    strcmp(name, box) == 0;
+	return addr_local(addr, local, sizeof local) == 0 &&
+	    strcmp(local, box) == 0 &&
+	    strcasecmp(addr_domain(addr), conf_hostname()) == 0;
+}
+
+/* Whether the From: header is rewritten too: the mailbox's rewrite-from=,
+ * else a policy with rewrite-from=yes whose primary pattern is in the
+ * domain of the primary address. */
+static int
+policy_rewrites_from(struct categorize *c, const char *box, const char *primary)
+{
+	struct attrs a = ATTRS_INIT;
+	const char *v, *pattern;
+	char **names = NULL, key[300];
+	size_t n = 0, i;
+	int rc = 0;
+
+	if (directory_record(&c->dir, "mailbox", box, &a) == 1 &&
+	    (v = attrs_get(&a, "rewrite-from")) != NULL)
+		rc = conf_parse_bool(v) == 1 ? 1 : -1;
+	attrs_free(&a);
+	if (rc != 0 || conf_list(&c->dir.domains, "policies", &names, &n) <= 0)
+		return rc == 1;
+	for (i = 0; i < n && rc == 0; i++) {
+		snprintf(key, sizeof key, "policy:%s", names[i]);
+		if (conf_record(&c->dir.domains, key, &a) == 1 &&
+		    (v = attrs_get(&a, "rewrite-from")) && conf_parse_bool(v) == 1 &&
+		    (pattern = attrs_get(&a, "primary")) && strchr(pattern, '@') &&
+		    strcasecmp(addr_domain(pattern), addr_domain(primary)) == 0)
+			rc = 1;
+		attrs_free(&a);
+	}
+	free(names);
+	return rc;
+}
+
+/* The new From: value: the old display name (or the mailbox's name=)
+ * with the primary address. */
+static void
+from_value(struct categorize *c, const char *box, const char *old,
+    const char *primary, char *out, size_t cap)
+{
+	struct attrs a = ATTRS_INIT;
+	const char *lt = strchr(old, '<'), *display = NULL;
+	int len = lt ? (int)(lt - old) : 0;
+
+	while (len > 0 && old[len - 1] == ' ')
+		len--;
+	if (len > 0) {
+		snprintf(out, cap, "%.*s <%s>", len, old, primary);
+		return;
+	}
+	if (directory_record(&c->dir, "mailbox", box, &a) == 1)
+		display = attrs_get(&a, "name");
+	if (display != NULL && *display != '\0' && !strpbrk(display, "\"\\"))
+		snprintf(out, cap, "\"%s\" <%s>", display, primary);
+	else
+		snprintf(out, cap, "%s", primary);
+	attrs_free(&a);
+}
+
+/* The address in a From: value: inside <>, else the whole value. */
+static void
+from_address(const char *value, char *out, size_t cap)
+{
+	const char *lt = strrchr(value, '<'), *gt;
+
+	if (lt != NULL && (gt = strchr(lt, '>')) != NULL)
+		snprintf(out, cap, "%.*s", (int)(gt - lt - 1), lt + 1);
+	else
+		snprintf(out, cap, "%s", value);
+}
+
+static int
+rewrite_from(struct categorize *c, struct arrival *arr, struct envelope *e,
+    const char *box, const char *primary)
+{
+	char old[2048], addr[2048], value[2048];
+	int rc;
+
+	if ((rc = arrival_header(arr, "From", old, sizeof old)) <= 0)
+		return rc;
+	from_address(old, addr, sizeof addr);
+	if (strcmp(addr, primary) == 0 || (rc = is_own_address(c, box, addr)) <= 0)
+		return rc;
+	from_value(c, box, old, primary, value, sizeof value);
+	if ((rc = arrival_rewrite_header(arr, e, "From", value)) == 1)
+		log_event("rewritten", "id=%s header=From old=%s new=%s",
+		    arr->name, log_quote(old), log_quote(value));
+	return rc;
+}
+
+/* Mail a local mailbox submitted leaves with its primary address as the
+ * envelope sender (and From: when the policy says so). 0 or -1. */
+static int
+rewrite_sender(struct categorize *c, struct arrival *arr, struct envelope *e)
+{
+	char box[256], primary[1024];
+	int rc;
+
+	if (e->sender == NULL || *e->sender == '\0' ||
+	    (rc = submitter_mailbox(c, e, box, sizeof box)) == 0)
+		return 0;
+	if (rc < 0 || (rc = is_own_address(c, box, e->sender)) <= 0 ||
+	    (rc = directory_primary(&c->dir, box, primary, sizeof primary)) <= 0)
+		return rc;
+	if (strcmp(primary, e->sender) != 0) {
+		log_event("rewritten", "id=%s sender=%s primary=%s", arr->name,
+		    log_quote(e->sender), log_quote(primary));
+		if (envelope_set(e, "original-sender", e->sender) < 0 ||
+		    envelope_set_sender(e, primary) < 0)
+			return -1;
+	}
+	if (policy_rewrites_from(c, box, primary))
+		return rewrite_from(c, arr, e, box, primary) < 0 ? -1 : 0;
+	return 0;
+}
+
 static void
 categorize_one(struct categorize *c, const char *name)
 {
 	struct envelope e = ENVELOPE_INIT, all = ENVELOPE_INIT;
+	struct arrival arr;
 
+	arrival_init(&arr, name);
 	if (stage_read(&c->st, name, &e) < 0) {
 		if (errno != ENOENT)
 			set_aside(c, name);
 		envelope_free(&e);
 		return;
 	}
-	if (directory_refresh(&c->dir) < 0 || envelope_copy_head(&all, &e) < 0 ||
-	    resolve(c, name, &e, &all) < 0)
-		retry_later(c, name, &e, "directory lookup failed");
-	else
-		finish(c, name, &e, &all);
+	if (directory_refresh(&c->dir) < 0)
+		retry_later(c, name, "unable to read the directory", RETRY_SEC);
+	else if (!run_hooks(c, name, &e, &arr))
+		;	/* rejected, dropped or deferred by a hook */
+	else if (rewrite_sender(c, &arr, &e) < 0 ||
+	    envelope_copy_head(&all, &e) < 0 || resolve(c, name, &e, &all) < 0) {
+		arrival_discard(&arr);
+		retry_later(c, name, "directory lookup failed", RETRY_SEC);
+	} else
+		finish(c, &arr, &all);
 	envelope_free(&all);
 	envelope_free(&e);
 }
