@@ -229,8 +229,10 @@ parse_extension(struct client *c, const char *kw)
 		c->has_starttls = 1;
 	else if (strncasecmp(kw, "ETRN", 4) == 0)
 		c->has_etrn = 1;
-	else if (strncasecmp(kw, "SIZE", 4) == 0 && (kw[4] == ' ' || kw[4] == '\0'))
+	else if (strncasecmp(kw, "SIZE", 4) == 0 && (kw[4] == ' ' || kw[4] == '\0')) {
+		c->has_size = 1;
 		c->max_size = atoll(arg);
+	}
 	else if (strncasecmp(kw, "AUTH", 4) == 0 && (kw[4] == ' ' || kw[4] == '=')) {
 		for (; *arg != '\0'; arg++)
 			if (strncasecmp(arg, "PLAIN", 5) == 0)
@@ -364,7 +366,7 @@ reset_extensions(struct client *c)
 {
 	c->is_esmtp = c->has_pipelining = c->has_8bitmime = c->has_binarymime = 0;
 	c->has_chunking = c->has_dsn = c->has_starttls = c->has_auth_plain = 0;
-	c->has_auth_login = c->has_etrn = 0;
+	c->has_auth_login = c->has_etrn = c->has_size = 0;
 	c->max_size = 0;
 }
 
