@@ -27,6 +27,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cdb.h>
@@ -34,6 +35,7 @@
 #include "addr.h"
 #include "buf.h"
 #include "conf.h"
+#include "connector.h"
 #include "log.h"
 #include "root.h"
 #include "source.h"
@@ -169,7 +171,8 @@ table_put(struct table *t, const char *key, void *value)
 /* ---- value types ---- */
 
 enum kind { K_STR, K_INT, K_PORT, K_SIZE, K_TIME, K_BOOL, K_ENUM, K_ADDR,
-    K_HOST, K_LISTEN, K_DNS, K_HOP, K_CIDR, K_SPACE, K_SENDER, K_REF,
+    K_HOST, K_LISTEN, K_DNS, K_HOP, K_CIDR, K_SPACE, K_SENDER, K_CSENDER,
+    K_REF,
     K_NAME, K_HASH, K_USERPASS, K_SCHEDULE, K_LOGLEVEL, K_FILTER,
     K_PATTERN, K_PATH };
 
@@ -341,20 +344,13 @@ is_hash(const char *s)
 	return s[0] == '$' && strchr(s + 1, '$') != NULL && s[n] == '\0' && n < 512;
 }
 
-static int
-is_hhmm(const char *s)
-{
-	return isdigit((unsigned char)s[0]) && isdigit((unsigned char)s[1]) &&
-	    s[2] == ':' && isdigit((unsigned char)s[3]) &&
-	    isdigit((unsigned char)s[4]) && atoi(s) < 24 && atoi(s + 3) < 60;
-}
-
+/* The schedule syntax is the one bh-route and bh-remote read. */
 static int
 is_schedule(const char *s)
 {
-	if (strcmp(s, "always") == 0 || strcmp(s, "never") == 0)
-		return 1;
-	return strlen(s) == 11 && is_hhmm(s) && s[5] == '-' && is_hhmm(s + 6);
+	time_t opens;
+
+	return connector_schedule_open(s, time(NULL), &opens) >= 0;
 }
 
 static int
@@ -453,6 +449,9 @@ check_item(enum kind kind, const char *choices, const char *s, const char **why)
 	case K_SPACE: *why = "not *, *.DOMAIN or DOMAIN"; return is_space(s);
 	case K_SENDER: *why = "not @DOMAIN, an address or a directory name";
 		return (s[0] == '@' && is_host(s + 1)) || is_addr(s) || is_name(s);
+	case K_CSENDER: *why = "not <>, @DOMAIN, DOMAIN or an address";
+		return strcmp(s, "<>") == 0 || (s[0] == '@' && is_host(s + 1)) ||
+		    is_host(s) || is_addr(s);
 	case K_REF: *why = "not an address or a directory name";
 		return is_addr(s) || is_name(s);
 	case K_NAME: *why = "not a name (letters, digits, '.', '_', '-')";
@@ -461,8 +460,8 @@ check_item(enum kind kind, const char *choices, const char *s, const char **why)
 		return is_hash(s);
 	case K_USERPASS: *why = "not USER:PASSWORD";
 		return strchr(s, ':') != NULL && s[0] != ':';
-	case K_SCHEDULE: *why = "not always, never or HH:MM-HH:MM";
-		return is_schedule(s);
+	case K_SCHEDULE: *why = "not always, never or a list of "
+		"[DAYS ]HH:MM-HH:MM"; return is_schedule(s);
 	case K_LOGLEVEL: *why = "not LEVEL or CATEGORY=LEVEL (none, min, "
 		"medium, max)"; return is_level(s);
 	case K_FILTER: *why = "not all, group:NAME or attr:NAME=VALUE";
@@ -509,12 +508,14 @@ static const struct spec settings_spec[] = {
 	{ "hooks", K_PATH, LIST, 0, NULL },
 	{ "hook-timeout", K_TIME, ONE, 0, NULL },
 	{ "max-inject-size", K_SIZE, ONE, 0, NULL },
+	{ "ndr-return-max", K_SIZE, ONE, 0, NULL },
+	{ "unreachable-after", K_TIME, ONE, 0, NULL },
 	{ NULL, 0, 0, 0, NULL }
 };
 
 static const struct spec server_spec[] = {
 	{ "listen", K_LISTEN, LIST, REQUIRED, NULL },
-	{ "fqdn", K_HOST, ONE, 0, NULL },
+	{ "hostname", K_HOST, ONE, 0, NULL },
 	{ "banner", K_STR, ONE, 0, NULL },
 	{ "auth", K_ENUM, LIST, 0, "anonymous|plain|login" },
 	{ "tls", K_ENUM, ONE, 0, "off|optional|required" },
@@ -608,14 +609,15 @@ static const struct spec connector_spec[] = {
 	{ "tls", K_ENUM, ONE, 0, "off|optional|required" },
 	{ "auth", K_USERPASS, ONE, 0, NULL },
 	{ "source", K_NAME, LIST, 0, NULL },
-	{ "accept-senders", K_SENDER, LIST, 0, NULL },
-	{ "reject-senders", K_SENDER, LIST, 0, NULL },
-	{ "priorities", K_ENUM, LIST, 0, "urgent|normal|non-urgent" },
+	{ "accept-senders", K_CSENDER, LIST, 0, NULL },
+	{ "reject-senders", K_CSENDER, LIST, 0, NULL },
+	{ "rate", K_INT, ONE, 0, NULL },
+	{ "priorities", K_ENUM, LIST, 0, "low|normal|high" },
 	{ "max-size", K_SIZE, ONE, 0, NULL },
 	{ "system", K_BOOL, ONE, 0, NULL },
-	{ "schedule", K_SCHEDULE, LIST, 0, NULL },
+	{ "schedule", K_SCHEDULE, ONE, 0, NULL },
 	{ "oversize", K_SIZE, ONE, 0, NULL },
-	{ "oversize-schedule", K_SCHEDULE, LIST, 0, NULL },
+	{ "oversize-schedule", K_SCHEDULE, ONE, 0, NULL },
 	{ "hold", K_BOOL, ONE, 0, NULL },
 	{ "trigger-accounts", K_SENDER, LIST, 0, NULL },
 	{ "etrn-request", K_STR, ONE, 0, NULL },
@@ -1368,7 +1370,7 @@ check_policy_host(const struct source_record *pr, const char *domain)
 		    "equal a server's FQDN)", pr->word[1], domain,
 		    hostname_setting ? "settings hostname" : "this machine");
 	for (i = 0; i < fl->n; i++)
-		if ((fqdn = attrs_get(&fl->rec[i].attrs, "fqdn")) != NULL &&
+		if ((fqdn = attrs_get(&fl->rec[i].attrs, "hostname")) != NULL &&
 		    strcasecmp(domain, fqdn) == 0)
 			error_at(F_DOMAINS, attr_line(pr, "addresses"), "policy "
 			    "%s: domain %s is the host name of server %s (5.4.8: "
