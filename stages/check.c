@@ -202,9 +202,11 @@ is_own_name(struct config *c, const char *name, char *who, size_t cap)
 		return 1;
 	}
 	for (i = 0; i < c->nservers; i++)
-		if ((fqdn = attrs_get(&c->servers[i].attrs, "fqdn")) != NULL &&
-		    strcasecmp(name, fqdn) == 0) {
-			snprintf(who, cap, "the fqdn of server %s",
+		if ((((fqdn = attrs_get(&c->servers[i].attrs, "hostname")) != NULL &&
+		    strcasecmp(name, fqdn) == 0) ||
+		    ((fqdn = attrs_get(&c->servers[i].attrs, "fqdn")) != NULL &&
+		    strcasecmp(name, fqdn) == 0))) {
+			snprintf(who, cap, "the host name of server %s",
 			    c->servers[i].name);
 			return 1;
 		}
