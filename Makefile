@@ -7,6 +7,7 @@
 #                 ends with the line "N passed, N failed"
 #   make bench    the benchmarks side by side with Postfix
 .DELETE_ON_ERROR:
+.SECONDARY:
 .PHONY: all deps run test check lint bench clean asan
 
 CC      ?= cc
@@ -33,29 +34,25 @@ $(BUILD)/stages/%.o: stages/%.c $(wildcard lib/*.h)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -c -o $@ $<
 
 $(BUILD)/libbh.a: $(LIB_OBJ)
-	rm -f $@
-	ar rcs $@ $^
+	rm -f $@.$$$$.tmp && ar rcs $@.$$$$.tmp $^ && mv $@.$$$$.tmp $@
 
 $(BINDIR)/bh-%: $(BUILD)/stages/%.o $(BUILD)/libbh.a
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -o $@.tmp $< $(BUILD)/libbh.a $(LDLIBS)
-	mv $@.tmp $@
+	$(CC) $(CFLAGS) -o $@.$$$$.tmp $< $(BUILD)/libbh.a $(LDLIBS) && mv $@.$$$$.tmp $@
 
 # bh-init carries the default configuration (cdb/ sources and Makefile).
 DEFAULT_FILES = cdb/settings cdb/servers cdb/domains cdb/directory \
                 cdb/connectors cdb/filters cdb/Makefile
 $(BUILD)/defaults.c: $(DEFAULT_FILES) tools/embed.sh
 	@mkdir -p $(@D)
-	tools/embed.sh $(DEFAULT_FILES) > $@.tmp
-	mv $@.tmp $@
+	tools/embed.sh $(DEFAULT_FILES) > $@.$$$$.tmp && mv $@.$$$$.tmp $@
 
 $(BUILD)/defaults.o: $(BUILD)/defaults.c
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
 $(BINDIR)/bh-init: $(BUILD)/stages/init.o $(BUILD)/defaults.o $(BUILD)/libbh.a
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -o $@.tmp $^ $(LDLIBS)
-	mv $@.tmp $@
+	$(CC) $(CFLAGS) -o $@.$$$$.tmp $^ $(LDLIBS) && mv $@.$$$$.tmp $@
 
 # Debian packages: build, run and test. Only what is missing is installed,
 # and the package lists are refreshed once, only when something is missing.

@@ -209,7 +209,8 @@ scan_new(struct spool *s)
 		s->nnames++;
 	}
 	closedir(dir);
-	qsort(s->names, s->nnames, sizeof s->names[0], name_cmp);
+	if (s->nnames > 1)
+		qsort(s->names, s->nnames, sizeof s->names[0], name_cmp);
 	return 0;
 }
 

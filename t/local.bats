@@ -61,7 +61,7 @@ for m in box: print(m["Subject"], m["Return-Path"], m.get_payload().strip())
 	assert queue_empty local
 	run cat "$BH_ROOT"/spool/ndr/new/*
 	assert_line --partial 'kind failure'
-	assert_line --regexp '^rcpt ghost@example.com state=failed code=5.1.1 reason="550 5.1.1 '
+	assert_line --regexp '^rcpt ghost@example.com state=failed .*code=5.1.1 reason="550 5.1.1 '
 }
 
 @test "local fails with 5.2.2 when the mailbox is over its quota" {
@@ -87,7 +87,7 @@ for m in box: print(m["Subject"], m["Return-Path"], m.get_payload().strip())
 	assert_success
 	assert_equal "$(ls "$BH_ROOT/spool/local/retry" | wc -l)" 1
 	run cat "$BH_ROOT"/spool/local/retry/*
-	assert_line --regexp '^rcpt demo@example.com state=deferred code=4'
+	assert_line --regexp '^rcpt demo@example.com state=deferred .*code=4'
 	assert queue_empty ndr
 	# the administrator repairs the Maildir; the retry delivers
 	chmod 700 "$BH_ROOT/mailroot/demo/Maildir"
@@ -105,7 +105,7 @@ for m in box: print(m["Subject"], m["Return-Path"], m.get_payload().strip())
 	assert_equal "$(maildir_count demo)" 1
 	run cat "$BH_ROOT"/spool/ndr/new/*
 	assert_line 'kind success'
-	assert_line --regexp '^rcpt demo@example.com state=delivered code=2.0.0'
+	assert_line --regexp '^rcpt demo@example.com state=delivered .*code=2.0.0'
 }
 
 @test "local wakes on new work without polling and stops on SIGTERM" {
