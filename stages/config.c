@@ -796,8 +796,9 @@ check_settings(void)
 			    r->word[0]);
 			continue;
 		}
-		if (!unique(F_SETTINGS, &settings_seen, r->word[0], r, "setting"))
-			continue;
+		/* a later line overrides an earlier one: settings >> works */
+		if (table_put(&settings_seen, r->word[0], r) != NULL)
+			table_slot(&settings_seen, r->word[0])->value = r;
 		check_value(F_SETTINGS, r->line, NULL, sp, r->word[1]);
 		if (strcmp(r->word[0], "hostname") == 0)
 			hostname_setting = r->word[1];
@@ -816,7 +817,8 @@ check_server_tls(struct source_record *r, const char *what)
 	if (has_cert != has_key)
 		error_at(F_SERVERS, r->line, "%s: cert= and key= go together",
 		    what);
-	else if (tls != NULL && strcmp(tls, "off") != 0 && !has_cert)
+	else if (tls != NULL && (strcmp(tls, "optional") == 0 ||
+	    strcmp(tls, "required") == 0) && !has_cert)
 		error_at(F_SERVERS, attr_line(r, "tls"), "%s: tls=%s needs "
 		    "cert= and key=", what, tls);
 }
@@ -1515,8 +1517,9 @@ write_settings(struct out *o)
 	size_t i;
 
 	for (i = 0; i < fl->n; i++)
-		out_put(o, fl->rec[i].word[0], fl->rec[i].word[1],
-		    strlen(fl->rec[i].word[1]));
+		if (table_get(&settings_seen, fl->rec[i].word[0]) == &fl->rec[i])
+			out_put(o, fl->rec[i].word[0], fl->rec[i].word[1],
+			    strlen(fl->rec[i].word[1]));
 }
 
 /* servers.cdb and connectors.cdb: PREFIX:NAME -> record, LIST -> names. */
@@ -1648,6 +1651,8 @@ write_all(void)
 	for (f = 0; f < NFILES; f++)
 		if (files[f].is_wanted)
 			write_one(f);
+	if (nouts == 0)
+		return;		/* nothing stale */
 	for (i = 0; i < nouts; i++) {
 		if (rename(outs[i].tmp, outs[i].path) < 0)
 			die(EXIT_TEMP, errno, "unable to rename %s", outs[i].tmp);
