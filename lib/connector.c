@@ -528,9 +528,12 @@ connectors_select(const struct connectors *cs, const char *domain,
 	}
 	n = collect_matches(cs, domain, v, spec, cs->n, &tls_floor);
 	for (i = 0; i < n; i++) {
-		why = tls_floor && !v[i]->is_tls_required ? CONNECTOR_RESTRICTED :
-		    connector_allows(v[i], m);
-		if (why != CONNECTOR_OK) {
+		if (tls_floor && !v[i]->is_tls_required) {
+			spec[i] = -1;	/* never a reason of its own: the TLS
+					 * connector it stands in for has one */
+			continue;
+		}
+		if ((why = connector_allows(v[i], m)) != CONNECTOR_OK) {
 			/* 5.2.3 only when size alone stood in the way */
 			if (refusal < 0 || why == CONNECTOR_RESTRICTED)
 				refusal = why;

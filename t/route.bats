@@ -188,6 +188,8 @@ setup() { root_new; }
 }
 
 @test "route rotates a connector's source servers" {
+	printf '%s\n' 'gw1 listen=127.0.0.2:'"$(free_port)" \
+	    'gw2 listen=127.0.0.3:'"$(free_port)" > "$BH_ROOT/cdb/servers"
 	connectors 'out address-space=* cost=1 route=dns source=gw1,gw2'
 	route_msg a@x.net >/dev/null
 	route_msg b@x.net >/dev/null

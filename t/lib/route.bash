@@ -3,14 +3,18 @@
 #   load lib/route
 
 # connectors LINE... — replaces cdb/connectors with these records, compiles.
+# The old .cdb goes first: file times here tick every 4 ms, and make would
+# keep a .cdb built in the same tick as the source's new text.
 connectors() {
 	printf '%s\n' "$@" > "$BH_ROOT/cdb/connectors"
+	rm -f "$BH_ROOT/cdb/connectors.cdb"
 	config_make
 }
 
 # setting KEY VALUE — adds a line to cdb/settings, compiles.
 setting() {
 	printf '%s %s\n' "$1" "$2" >> "$BH_ROOT/cdb/settings"
+	rm -f "$BH_ROOT/cdb/settings.cdb"
 	config_make
 }
 
