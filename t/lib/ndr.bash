@@ -59,3 +59,57 @@ ndr_envelope() {
 ndr_count_is() {
 	[ "$(queue_count "$1")" -eq "$2" ]
 }
+
+# ndr_carry FROM TO — stands in for bh-remote and the peer's bh-smtpd
+# between two roots: every envelope in FROM/spool/remote/new is received by
+# TO as a new message (same sender, msgid, subject and size, its
+# recipients state=new, content copied) and leaves FROM. Prints how many
+# it carried.
+ndr_carry() {
+	local from=$1 to=$2 n=0 f name id
+	for f in "$from"/spool/remote/new/*; do
+		[ -e "$f" ] || continue
+		name=${f##*/}
+		id="$(date +%s%N | cut -c1-16)-$$-$RANDOM"
+		cp "$from/spool/msg/$name" "$to/spool/msg/$id"
+		awk '/^(sender|msgid|subject|size) / { print }
+		    /^rcpt / { print "rcpt " $2 " state=new" }' \
+		    "$f" > "$to/spool/incoming/tmp/$id"
+		mv "$to/spool/incoming/tmp/$id" "$to/spool/incoming/new/$id"
+		rm "$f" "$from/spool/msg/$name"
+		n=$((n + 1))
+	done
+	echo "$n"
+}
+
+# ndr_root NAME DOMAIN — a second root in $BATS_TEST_TMPDIR/NAME serving
+# DOMAIN (mailboxes user and postmaster), compiled.
+ndr_root() {
+	local dir="$BATS_TEST_TMPDIR/$1" domain=$2
+	bh-init "$dir" >/dev/null
+	printf 'hostname mx.%s\npostmaster postmaster@%s\n' "$domain" "$domain" \
+	    > "$dir/cdb/settings"
+	printf '%s type=authoritative\n' "$domain" > "$dir/cdb/domains"
+	printf 'mailbox postmaster addresses=postmaster@%s\nmailbox user addresses=user@%s\n' \
+	    "$domain" "$domain" > "$dir/cdb/directory"
+	make -s -C "$dir/cdb" >/dev/null
+}
+
+# ndr_pipeline — runs every local stage once, as often as work remains
+# (at most 10 rounds), in the root $BH_ROOT.
+ndr_pipeline() {
+	local round s
+	for round in 1 2 3 4 5 6 7 8 9 10; do
+		for s in categorize ndr route local; do
+			"bh-$s" -1 2>>"$BATS_TEST_TMPDIR/stages.log" || return 1
+		done
+		ndr_count_is incoming 0 && ndr_count_is ndr 0 &&
+		    ndr_count_is route 0 && ndr_count_is local 0 && return 0
+	done
+	return 1
+}
+
+# ndr_maildir_report BOX — the file in BOX's Maildir/new that is a report.
+ndr_maildir_report() {
+	grep -l 'multipart/report' "$BH_ROOT/mailroot/$1/Maildir/new/"* 2>/dev/null
+}

@@ -1,0 +1,96 @@
+# t/ndr-pipeline.bats — reports travel the whole pipeline: bh-inject,
+# bh-categorize, bh-ndr, bh-route, bh-local; and two roots that bounce to
+# each other do not loop (the <> rule).
+load lib/root
+load lib/ndr
+
+setup() {
+	root_new
+	ndr_setting hostname mx1.example.com
+}
+
+@test "an unknown recipient at example.com ends as a report in demo's Maildir" {
+	printf 'Subject: hello there\n\nbody\n' |
+	    bh-inject -f demo@example.com nosuch@example.com
+	ndr_pipeline
+	assert_equal "$(maildir_count demo)" 1
+	report=$(ndr_maildir_report demo)
+	run python3 "$TOP/t/lib/ndr.py" "$report"
+	assert_success
+	assert_line 'header From: Mail Delivery System <MAILER-DAEMON@mx1.example.com>'
+	assert_line 'header To: demo@example.com'
+	assert_line 'header Return-Path: <>'
+	assert_line 'header Subject: Undeliverable: hello there'
+	assert_line 'rcpts 1'
+	assert_line 'rcpt nosuch@example.com Action: failed'
+	assert_line 'rcpt nosuch@example.com Status: 5.1.1'
+	assert_line --regexp '^rcpt nosuch@example.com Diagnostic-Code: smtp; 550 5\.1\.1 '
+	assert_line 'returned header Subject: hello there'
+	assert_line 'returned body body'
+	assert_line 'defects 0'
+	run cat "$BH_ROOT"/log/track/*
+	assert_line --regexp 'event=reported .*rcpt=nosuch@example.com '
+	assert_line --regexp 'event=delivered .*sender=<> rcpt=demo@example.com '
+}
+
+@test "a message to three recipients of which two fail brings one report naming those two" {
+	printf 'Subject: team\n\nbody\n' | bh-inject -f demo@example.com \
+	    postmaster@example.com gone1@example.com gone2@example.com
+	ndr_pipeline
+	assert_equal "$(maildir_count postmaster)" 1
+	assert_equal "$(maildir_count demo)" 1
+	run python3 "$TOP/t/lib/ndr.py" "$(ndr_maildir_report demo)"
+	assert_line 'rcpts 2'
+	assert_line 'rcpt gone1@example.com Status: 5.1.1'
+	assert_line 'rcpt gone2@example.com Status: 5.1.1'
+	refute_line --partial 'rcpt postmaster@example.com'
+}
+
+@test "NOTIFY=SUCCESS,FAILURE on a delivered message brings a delivered notice" {
+	printf 'Subject: receipt\r\n\r\nbody\r\n' | envelope_put incoming \
+	    'sender postmaster@example.com' "arrived $(date +%s)" 'subject receipt' \
+	    'rcpt demo@example.com state=new notify=SUCCESS,FAILURE'
+	ndr_pipeline
+	assert_equal "$(maildir_count demo)" 1
+	assert_equal "$(maildir_count postmaster)" 1
+	run python3 "$TOP/t/lib/ndr.py" "$(ndr_maildir_report postmaster)"
+	assert_line 'header Subject: Delivered: receipt'
+	assert_line 'rcpt demo@example.com Action: delivered'
+	assert_line --regexp '^rcpt demo@example.com Status: 2\.'
+	assert_line 'part 3 text/rfc822-headers'
+}
+
+@test "two roots that bounce to each other do not loop: the bounce of a bounce is badmail" {
+	ndr_root a a.test
+	ndr_root b b.test
+	A="$BATS_TEST_TMPDIR/a" B="$BATS_TEST_TMPDIR/b"
+	# at A, mail from a user B does not know fails: A reports it to B
+	BH_ROOT=$A
+	printf 'Subject: ping\n\nbody\n' | bh-inject -f ghost@b.test nobody@a.test
+	BH_ROOT=$A ndr_pipeline
+	run cat "$A"/spool/remote/new/*
+	assert_line 'sender <>'
+	assert_line --partial 'rcpt ghost@b.test'
+	for round in 1 2 3 4; do
+		BH_ROOT=$B
+		carried=$(ndr_carry "$A" "$B")
+		ndr_pipeline
+		BH_ROOT=$A
+		carried=$((carried + $(ndr_carry "$B" "$A")))
+		ndr_pipeline
+		[ "$round" -eq 1 ] || assert_equal "$carried" 0
+	done
+	# B kept the failed report in badmail and told its own postmaster
+	BH_ROOT=$B
+	assert_equal "$(queue_count badmail)" 1
+	run cat "$B"/spool/badmail/new/*
+	assert_line 'sender <>'
+	assert_line --partial 'note failed message from the null sender'
+	assert_equal "$(maildir_count postmaster)" 1
+	run python3 "$TOP/t/lib/ndr.py" "$(ndr_maildir_report postmaster)"
+	assert_line 'header Subject: Postmaster notice: undeliverable mail from <>: Undeliverable: ping'
+	assert_line 'rcpt ghost@b.test Status: 5.1.1'
+	BH_ROOT=$A
+	assert_equal "$(queue_count badmail)" 0
+	assert_equal "$(queue_count remote)" 0
+}
