@@ -118,7 +118,7 @@ queue_scan(const char *queue,
 
 	for (i = 0; rc == 0 && i < sizeof subs / sizeof subs[0]; i++)
 		rc = list_sub(queue, subs[i], &l);
-	if (rc == 0)
+	if (rc == 0 && l.n > 0)
 		qsort(l.v, l.n, sizeof l.v[0], found_cmp);
 	for (i = 0; rc == 0 && i < l.n; i++)
 		rc = scan_one(queue, &l.v[i], fn, arg);
