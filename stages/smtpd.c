@@ -120,6 +120,15 @@ server_get(const struct server *srv, const char *name)
 	return v ? v : "";
 }
 
+/* The name this server gives itself: its hostname=, else settings. */
+static const char *
+server_host(const struct server *srv)
+{
+	const char *v = attrs_get(&srv->a, "hostname");
+
+	return v && *v ? v : conf_hostname();
+}
+
 static long long
 server_size(const struct server *srv, const char *name, long long def)
 {
@@ -205,8 +214,10 @@ server_limits(struct server *srv)
 	srv->max_hops = server_size(srv, "max-hops",
 	    conf_setting_size("max-hops", 100));
 	srv->max_errors = server_size(srv, "max-errors", 20);
-	srv->command_timeout = server_time(srv, "command-timeout", 300);
-	srv->data_timeout = server_time(srv, "data-timeout", 180);
+	/* RFC 5321 §4.5.3.2: 5 minutes for a command, 3 for a data block */
+	srv->command_timeout = server_time(srv, "timeout", 300);
+	srv->data_timeout = server_time(srv, "data-timeout",
+	    attrs_get(&srv->a, "timeout") ? srv->command_timeout : 180);
 	srv->hook_timeout = server_time(srv, "hook-timeout", 30);
 	if (srv->max_connections > 10000)
 		srv->max_connections = 10000;
@@ -221,7 +232,8 @@ server_load(struct server *srv, const char *name)
 	int rc;
 
 	attrs_free(&srv->a);
-	snprintf(srv->name, sizeof srv->name, "%s", name);
+	if (name != srv->name)
+		snprintf(srv->name, sizeof srv->name, "%s", name);
 	snprintf(key, sizeof key, "server:%s", name);
 	if (conf_refresh(&servers_cdb) < 0)
 		return -1;
@@ -357,7 +369,7 @@ reply_error(struct session *s, int code, const char *ecode, const char *fmt,
 	smtp_reply(s->net, code, ecode, "%s", text);
 	if (++s->nerrors >= s->srv->max_errors) {
 		smtp_reply(s->net, 421, "4.7.0", "%s Too many errors, closing "
-		    "connection", conf_hostname());
+		    "connection", server_host(s->srv));
 		s->is_closing = 1;
 	}
 	return 0;
@@ -474,7 +486,7 @@ hook_reply(struct session *s, int rc, const char *line, const char *hook,
 		const char *text = line[0] == cls && line[3] == ' ' &&
 		    strchr(line + 4, ' ') ? strchr(line + 4, ' ') + 1 : line;
 		smtp_reply(s->net, is_perm ? 554 : 421, is_perm ? "5.7.1" : "4.7.0",
-		    "%s %s", conf_hostname(), *text ? text : is_perm ?
+		    "%s %s", server_host(s->srv), *text ? text : is_perm ?
 		    "Access denied" : "Try again later");
 		return;
 	}
@@ -575,7 +587,7 @@ received_line(struct session *s, struct buf *b)
 	buf_printf(b, "Received: from %s (%s%s[%s])\r\n", s->helo,
 	    s->rdns, s->rdns[0] ? " " : "", s->peer[0] ? s->peer : "unknown");
 	buf_printf(b, "\tby %s (bridgehead %s) with %s id %s\r\n",
-	    conf_hostname(), s->srv->name, received_protocol(s), s->id);
+	    server_host(s->srv), s->srv->name, received_protocol(s), s->id);
 	if (s->tls_desc[0] != '\0')
 		buf_printf(b, "\t(using %s)\r\n", s->tls_desc);
 	if (s->auth_user[0] != '\0')
@@ -823,7 +835,7 @@ ehlo_reply(struct session *s)
 {
 	struct buf b = BUF_INIT;
 
-	buf_printf(&b, "%s Hello %s [%s]\n", conf_hostname(), s->helo,
+	buf_printf(&b, "%s Hello %s [%s]\n", server_host(s->srv), s->helo,
 	    s->peer[0] ? s->peer : "unknown");
 	buf_printf(&b, "SIZE %lld\nPIPELINING\nDSN\nENHANCEDSTATUSCODES\n"
 	    "8BITMIME\nBINARYMIME\nCHUNKING\n", s->srv->max_size);
@@ -851,7 +863,7 @@ helo_common(struct session *s, char *args, int is_ehlo)
 	if (is_ehlo)
 		ehlo_reply(s);
 	else
-		smtp_reply(s->net, 250, NULL, "%s Hello %s [%s]", conf_hostname(),
+		smtp_reply(s->net, 250, NULL, "%s Hello %s [%s]", server_host(s->srv),
 		    s->helo, s->peer[0] ? s->peer : "unknown");
 	return 0;
 }
@@ -908,7 +920,7 @@ mail_allowed(struct session *s)
 	    (s->srv->max_session_size > 0 &&
 	    s->nbytes >= (unsigned long long)s->srv->max_session_size)) {
 		smtp_reply(s->net, 421, "4.7.0", "%s Too much mail in this "
-		    "session, closing connection", conf_hostname());
+		    "session, closing connection", server_host(s->srv));
 		s->is_closing = 1;
 		return -1;
 	}
@@ -1205,7 +1217,7 @@ cmd_quit(void *v, char *args)
 {
 	struct session *s = v;
 
-	smtp_reply(s->net, 221, "2.0.0", "%s closing connection", conf_hostname());
+	smtp_reply(s->net, 221, "2.0.0", "%s closing connection", server_host(s->srv));
 	s->is_closing = 1;
 	return 0;
 }
@@ -1373,7 +1385,7 @@ auth_result(struct session *s, const char *user, const char *password)
 	reply_error(s, 535, "5.7.8", "Authentication credentials invalid");
 	if (s->nauth_failures >= 3 && !s->is_closing) {
 		smtp_reply(s->net, 421, "4.7.0", "%s Too many authentication "
-		    "failures", conf_hostname());
+		    "failures", server_host(s->srv));
 		s->is_closing = 1;
 	}
 	return 0;
@@ -1613,7 +1625,7 @@ session_loop(struct session *s)
 	while (!s->is_closing) {
 		if ((n = net_line(s->net, line, sizeof line)) == -1) {
 			smtp_reply(s->net, 421, "4.4.2", "%s Error: timeout or "
-			    "connection lost", conf_hostname());
+			    "connection lost", server_host(s->srv));
 			break;
 		}
 		trace_command(line);
@@ -1632,7 +1644,7 @@ session_quit_only(struct session *s)
 	for (i = 0; i < 20 && net_line(s->net, line, sizeof line) != -1; i++) {
 		if (strcasecmp(line, "QUIT") == 0) {
 			smtp_reply(s->net, 221, "2.0.0", "%s closing connection",
-			    conf_hostname());
+			    server_host(s->srv));
 			return;
 		}
 		smtp_reply(s->net, 503, "5.7.1", "Connection refused; send QUIT");
@@ -1650,7 +1662,7 @@ session_admit(struct session *s)
 		log_event("refused", "peer=%s server=%s", log_quote(s->peer),
 		    log_quote(s->srv->name));
 		smtp_reply(s->net, 554, "5.7.1", "%s Access denied",
-		    conf_hostname());
+		    server_host(s->srv));
 		session_quit_only(s);
 		return -1;
 	}
@@ -1691,7 +1703,7 @@ session_run(struct server *srv, int rfd, int wfd, const char *peer)
 	    log_quote(srv->name));
 	s.is_relay_client = access_match(&s, server_get(srv, "relay-from"));
 	if (session_admit(&s) == 0) {
-		smtp_reply(&net, 220, NULL, "%s ESMTP %s", conf_hostname(),
+		smtp_reply(&net, 220, NULL, "%s ESMTP %s", server_host(srv),
 		    *banner ? banner : "bridgehead");
 		session_loop(&s);
 	}
@@ -1820,11 +1832,11 @@ peer_text(const struct sockaddr_storage *ss, char *out, size_t cap)
 
 /* Over the limits: one line, no process. */
 static void
-refuse_busy(int fd, const char *ip, const char *why)
+refuse_busy(const struct server *srv, int fd, const char *ip, const char *why)
 {
-	char line[256];
+	char line[512];
 	int n = snprintf(line, sizeof line, "421 4.7.0 %s Error: too many "
-	    "connections%s\r\n", conf_hostname(), why);
+	    "connections%s\r\n", server_host(srv), why);
 
 	(void)!write(fd, line, n);
 	log_event("busy", "peer=%s reason=%s", log_quote(ip),
@@ -1840,7 +1852,7 @@ child_start(struct server *srv, int fd, const char *ip, const int *fds,
 	size_t i;
 
 	if (pid < 0) {
-		refuse_busy(fd, ip, "");
+		refuse_busy(srv, fd, ip, "");
 		return;
 	}
 	if (pid == 0) {
@@ -1878,16 +1890,16 @@ accept_one(struct server *srv, int lfd, const int *fds, size_t nfds)
 		struct child *c = realloc(children, (srv->max_connections + 1) *
 		    sizeof *c);
 		if (c == NULL) {
-			refuse_busy(fd, ip, "");
+			refuse_busy(srv, fd, ip, "");
 			return;
 		}
 		children = c;
 		children_cap = srv->max_connections + 1;
 	}
 	if (nchildren >= (size_t)srv->max_connections)
-		refuse_busy(fd, ip, "");
+		refuse_busy(srv, fd, ip, "");
 	else if (children_from(ip) >= (size_t)srv->max_per_ip)
-		refuse_busy(fd, ip, " from your address");
+		refuse_busy(srv, fd, ip, " from your address");
 	else
 		child_start(srv, fd, ip, fds, nfds);
 }
