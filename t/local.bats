@@ -113,7 +113,7 @@ for m in box: print(m["Subject"], m["Return-Path"], m.get_payload().strip())
 	pid=$!
 	kill_on_teardown $pid
 	envelope_put local 'sender a@example.net' 'rcpt demo@example.com state=local box=demo'
-	wait_until 5 test "$(maildir_count demo)" -eq 1
+	wait_until 5 maildir_is demo 1
 	kill -TERM $pid
 	wait_until 5 sh -c "! kill -0 $pid 2>/dev/null"
 }

@@ -18,11 +18,19 @@ root_new() {
 	export BH_ROOT="$BATS_TEST_TMPDIR/root"
 	bh-init "$BH_ROOT"
 	make -s -C "$BH_ROOT/cdb" >/dev/null
+	config_age_stamp
+}
+
+# File times are as coarse as the kernel tick: a source edited within the
+# same few milliseconds as the last compile would look unchanged to make.
+# Dating the stamp back keeps every later edit newer than it.
+config_age_stamp() {
+	touch -d '-2 seconds' "$BH_ROOT/cdb/.compiled" 2>/dev/null || true
 }
 
 # Compiles the root's configuration after a test changed its sources.
 config_make() {
-	make -s -C "$BH_ROOT/cdb"
+	make -s -C "$BH_ROOT/cdb" && config_age_stamp
 }
 
 # A free TCP port on 127.0.0.1.
@@ -57,6 +65,12 @@ queue_empty() {
 # Number of messages in a mailbox's Maildir/new.
 maildir_count() {
 	find "$BH_ROOT/mailroot/$1/Maildir/new" -type f 2>/dev/null | wc -l
+}
+
+# maildir_is BOX N — true when the mailbox holds exactly N new messages
+# (for wait_until, which must re-run the count on every try).
+maildir_is() {
+	[ "$(maildir_count "$1")" -eq "$2" ]
 }
 
 # envelope_put QUEUE LINE... — queues an envelope (and content from stdin,
