@@ -174,7 +174,7 @@ enum kind { K_STR, K_INT, K_PORT, K_SIZE, K_TIME, K_BOOL, K_ENUM, K_ADDR,
     K_HOST, K_LISTEN, K_DNS, K_HOP, K_CIDR, K_SPACE, K_SENDER, K_CSENDER,
     K_REF,
     K_NAME, K_HASH, K_USERPASS, K_SCHEDULE, K_LOGLEVEL, K_FILTER,
-    K_PATTERN, K_PATH };
+    K_PATTERN, K_PATH, K_DAYS };
 
 static int
 is_int(const char *s)
@@ -366,7 +366,7 @@ is_level(const char *s)
 			return 0;
 		memcpy(cat, s, eq - s);
 		cat[eq - s] = '\0';
-		if (!is_name(cat))
+		if (!is_name(cat) && strcmp(cat, "*") != 0)
 			return 0;
 		s = eq + 1;
 	}
@@ -433,6 +433,9 @@ check_item(enum kind kind, const char *choices, const char *s, const char **why)
 	case K_STR: return 1;
 	case K_PATH: *why = "not a path"; return *s != '\0';
 	case K_INT: *why = "not a number"; return is_int(s);
+	case K_DAYS: *why = "not a number of days (N or Nd)";
+		return is_int(s) || (strlen(s) > 1 && s[strlen(s) - 1] == 'd' &&
+		    strspn(s, "0123456789") == strlen(s) - 1 && strlen(s) < 10);
 	case K_PORT: *why = "not a port (1-65535)"; return is_port(s);
 	case K_SIZE: *why = "not a size (N, NK, NM or NG)";
 		return conf_parse_size(s) >= 0;
@@ -503,7 +506,7 @@ static const struct spec settings_spec[] = {
 	{ "unresolved-host", K_HOP, LIST, 0, NULL },
 	{ "tracking", K_BOOL, ONE, 0, NULL },
 	{ "tracking-subjects", K_BOOL, ONE, 0, NULL },
-	{ "tracking-days", K_INT, ONE, 0, NULL },
+	{ "tracking-days", K_DAYS, ONE, 0, NULL },
 	{ "log-level", K_LOGLEVEL, LIST, 0, NULL },
 	{ "hooks", K_PATH, LIST, 0, NULL },
 	{ "hook-timeout", K_TIME, ONE, 0, NULL },
@@ -534,7 +537,11 @@ static const struct spec server_spec[] = {
 	{ "max-connections", K_INT, ONE, 0, NULL },
 	{ "max-connections-per-ip", K_INT, ONE, 0, NULL },
 	{ "max-hops", K_INT, ONE, 0, NULL },
+	{ "max-errors", K_INT, ONE, 0, NULL },
 	{ "timeout", K_TIME, ONE, 0, NULL },
+	{ "data-timeout", K_TIME, ONE, 0, NULL },
+	{ "hook-timeout", K_TIME, ONE, 0, NULL },
+	{ "plaintext-auth", K_BOOL, ONE, 0, NULL },
 	{ "vrfy", K_BOOL, ONE, 0, NULL },
 	{ "etrn", K_BOOL, ONE, 0, NULL },
 	{ "atrn", K_BOOL, ONE, 0, NULL },
