@@ -534,8 +534,10 @@ connectors_select(const struct connectors *cs, const char *domain,
 			continue;
 		}
 		if ((why = connector_allows(v[i], m)) != CONNECTOR_OK) {
-			/* 5.2.3 only when size alone stood in the way */
-			if (refusal < 0 || why == CONNECTOR_RESTRICTED)
+			/* size is checked last: TOO_BIG means a connector
+			 * would have taken the message but for its size,
+			 * which is what the sender needs to hear (5.2.3) */
+			if (refusal < 0 || why == CONNECTOR_TOO_BIG)
 				refusal = why;
 			spec[i] = -1;
 		} else if (spec[i] > best)

@@ -115,8 +115,8 @@ typedef int (*connector_down_fn)(const char *dest);
  * When the cheapest connector of the most specific match requires TLS, only
  * tls=required connectors are ever used for that domain.
  * Returns CONNECTOR_OK with *out set, or: -1 no connector matches (5.4.4),
- * CONNECTOR_RESTRICTED (5.7.1), CONNECTOR_TOO_BIG (5.2.3), -2 out of
- * memory. */
+ * CONNECTOR_TOO_BIG (5.2.3) when some matching connector refused only for
+ * the size, else CONNECTOR_RESTRICTED (5.7.1); -2 out of memory. */
 int connectors_select(const struct connectors *cs, const char *domain,
     const struct route_facts *m, connector_down_fn is_down,
     const struct connector **out);

@@ -838,5 +838,6 @@ main(int argc, char **argv)
 			break;
 		watch_wait(&rt, fd, cdb_wd, due);
 	}
+	connectors_free(&rt.cs);
 	return EXIT_DONE;
 }

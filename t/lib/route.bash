@@ -98,3 +98,35 @@ clean_queues() {
 	find "$BH_ROOT/spool/remote" "$BH_ROOT/spool/local" "$BH_ROOT/spool/ndr" \
 		-path '*/tmp' -prune -o -type f -exec rm -f {} +
 }
+
+# sink_start IP [PORT] — runs Postfix's smtp-sink on IP and PORT (default a
+# free one), keeping
+# each message as a file in $SINK_DIR/IP/; sets SINK_PORT. smtp-sink runs
+# as nobody, so its folder is outside the test's private tmp dir; call
+# sink_cleanup from teardown.
+sink_start() {
+	local port
+	[ -n "$SINK_DIR" ] || SINK_DIR=$(mktemp -d /tmp/route-sink.XXXXXX)
+	chmod 755 "$SINK_DIR"
+	mkdir -p "$SINK_DIR/$1"
+	chmod 777 "$SINK_DIR/$1"
+	port=${2:-$(free_port)}
+	smtp-sink -u nobody -d "$SINK_DIR/$1/%M." "$1:$port" 256 &
+	kill_on_teardown $!
+	wait_until 5 bash -c "exec 3<>/dev/tcp/$1/$port" 2>/dev/null
+	SINK_PORT=$port
+}
+
+sink_cleanup() {
+	[ -z "$SINK_DIR" ] || rm -rf "$SINK_DIR"
+}
+
+# sink_count IP — messages the sink on IP has received.
+sink_count() {
+	find "$SINK_DIR/$1" -type f 2>/dev/null | wc -l
+}
+
+# sink_has IP ADDR — the sink on IP received a message for ADDR.
+sink_has() {
+	grep -qs "^X-Rcpt-Args: <$2>" "$SINK_DIR/$1"/*
+}
