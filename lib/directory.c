@@ -647,6 +647,12 @@ expand_unknown(struct walk *w, const char *addr)
 	char host[ITEM_MAX], local[ITEM_MAX], postmaster[ITEM_MAX];
 	int type;
 
+	if (strchr(addr, '@') == NULL)	/* RFC 5321 4.1.1.3: <postmaster> */
+		return strcasecmp(addr, "postmaster") == 0 &&
+		    conf_setting("postmaster", NULL, postmaster,
+		    sizeof postmaster) == 1 && strchr(postmaster, '@') ?
+		    expand_addr(w, postmaster) : target_note(w, "5.1.3",
+		    "501 5.1.3 <%s>: the address has no domain", addr);
 	if ((type = directory_domain(w->d, addr_domain(addr))) < 0)
 		return -1;
 	if (type != DIRECTORY_AUTHORITATIVE)

@@ -172,6 +172,55 @@ message_size(const char *name, const struct envelope *e)
 	return sb.st_size;
 }
 
+static int
+is_expanded_state(const struct rcpt *r)
+{
+	const char *state = rcpt_get(r, "state");
+
+	return state != NULL && strcmp(state, "expanded") == 0;
+}
+
+static int
+notify_has(const char *notify, const char *word)
+{
+	size_t len = strlen(word);
+	const char *p;
+
+	for (p = notify; p && (p = strcasestr(p, word)) != NULL; p += len)
+		if ((p == notify || p[-1] == ',') && (p[len] == '\0' || p[len] == ','))
+			return 1;
+	return 0;
+}
+
+/* RFC 3461 6.2.7.3: a recipient that is a list, with NOTIFY=SUCCESS, gets
+ * an "expanded" notice (its line, state=expanded, reported by bh-ndr) and
+ * the members it expanded to lose SUCCESS (NEVER when nothing is left). */
+static int
+list_expanded(struct categorize *c, struct envelope *out, size_t first,
+    const struct rcpt *orig)
+{
+	const char *notify = rcpt_get(orig, "notify");
+	char kind[16], name[256], reason[1200];
+	struct rcpt *r;
+	size_t i, n = out->nrcpt - first;
+
+	if (!notify_has(notify, "SUCCESS") || directory_lookup(&c->dir,
+	    orig->addr, kind, sizeof kind, name, sizeof name) != 1 ||
+	    strcmp(kind, "group") != 0)
+		return 0;
+	for (i = first; i < out->nrcpt; i++)
+		if (rcpt_set(&out->rcpt[i], "notify", notify_has(notify, "FAILURE") ?
+		    (notify_has(notify, "DELAY") ? "FAILURE,DELAY" : "FAILURE") :
+		    (notify_has(notify, "DELAY") ? "DELAY" : "NEVER")) < 0)
+			return -1;
+	snprintf(reason, sizeof reason, "250 2.1.5 <%.1000s>: expanded to %zu "
+	    "recipients", orig->addr, n);
+	if (envelope_copy_rcpt(out, orig) < 0)
+		return -1;
+	r = &out->rcpt[out->nrcpt - 1];
+	return rcpt_outcome(r, "expanded", "2.1.5", reason);
+}
+
 /* Resolves every new recipient of e into out (head already copied).
  * 0, or -1 when the directory or memory failed. */
 static int
@@ -179,7 +228,7 @@ resolve(struct categorize *c, const char *name, const struct envelope *e,
     struct envelope *out)
 {
 	struct directory_expansion x;
-	size_t i, j, from;
+	size_t i, j, from, first;
 	int rc = 0;
 
 	memset(&x, 0, sizeof x);
@@ -191,10 +240,13 @@ resolve(struct categorize *c, const char *name, const struct envelope *e,
 			continue;
 		}
 		from = x.n;
+		first = out->nrcpt;
 		if ((rc = directory_expand(&c->dir, &x, e->rcpt[i].addr)) < 0)
 			break;
 		for (j = from; j < x.n && rc == 0; j++)
 			rc = target_apply(name, e, out, &e->rcpt[i], &x.v[j]);
+		if (rc == 0)
+			rc = list_expanded(c, out, first, &e->rcpt[i]);
 	}
 	directory_expansion_free(&x);
 	return rc;
@@ -236,15 +288,16 @@ finish(struct categorize *c, struct arrival *arr, const struct envelope *all)
 	if (envelope_copy_head(&next, all) < 0)
 		goto trouble;
 	for (i = 0; i < all->nrcpt; i++)
-		if (!is_failed(&all->rcpt[i]) &&
+		if (!is_failed(&all->rcpt[i]) && !is_expanded_state(&all->rcpt[i]) &&
 		    envelope_copy_rcpt(&next, &all->rcpt[i]) < 0)
 			goto trouble;
-	if (stage_report(name, all, "failure", is_failed) < 0)
+	if (stage_report(name, all, "failure", is_failed) < 0 ||
+	    stage_report(name, all, "expanded", is_expanded_state) < 0)
 		goto trouble;
 	if (next.nrcpt > 0 && stage_pass(&c->route, name, name, &next) < 0)
 		goto trouble;
-	log_event("categorized", "id=%s next=%s rcpts=%zu failed=%zu",
-	    arr->name, name, next.nrcpt, all->nrcpt - next.nrcpt);
+	log_event("categorized", "id=%s next=%s rcpts=%zu", arr->name, name,
+	    next.nrcpt);
 	if (next.nrcpt == 0)
 		arrival_discard(arr);
 	stage_done(&c->st, arr->name, next.nrcpt > 0 && !arrival_is_replaced(arr));

@@ -229,3 +229,26 @@ categorize() {
 	run only route
 	assert_line 'rcpt newbie@example.com state=local box=newbie'
 }
+
+@test "a group asked for NOTIFY=SUCCESS reports expanded; its members lose SUCCESS" {
+	envelope_put incoming 'sender sfine@example.com' \
+		'rcpt managers@example.com state=new notify=SUCCESS,FAILURE'
+	categorize
+	run only route
+	assert_line 'rcpt demo@example.com notify=FAILURE orcpt=rfc822;managers@example.com state=local box=demo'
+	assert_line 'rcpt sfine@example.com notify=FAILURE orcpt=rfc822;managers@example.com state=local box=sfine'
+	refute_line --partial 'rcpt managers@'
+	run only ndr
+	assert_line 'kind expanded'
+	assert_line 'rcpt managers@example.com state=expanded notify=SUCCESS,FAILURE code=2.1.5 reason="250 2.1.5 <managers@example.com>: expanded to 2 recipients"'
+}
+
+@test "the bare address postmaster reaches the postmaster; another bare name fails 5.1.3" {
+	envelope_put incoming 'sender a@example.net' 'rcpt postmaster state=new' \
+		'rcpt someone state=new'
+	categorize
+	run only route
+	assert_line 'rcpt postmaster@example.com orcpt=rfc822;postmaster state=local box=postmaster'
+	run only ndr
+	assert_line 'rcpt someone state=failed code=5.1.3 reason="501 5.1.3 <someone>: the address has no domain"'
+}
