@@ -178,3 +178,23 @@ message() {
 	[ -e "$BH_ROOT/spool/incoming/retry/$id" ]
 	[ -e "$BH_ROOT/spool/msg/$id" ]
 }
+
+@test "a virtual server's hooks= run after the global hooks, on its mail only" {
+	hook_write mark1 "echo one >> $BATS_TEST_TMPDIR/order"
+	hook_write mark2 "echo two >> $BATS_TEST_TMPDIR/order"
+	port=$(free_port)
+	echo "inbound listen=127.0.0.1:$port hooks=$BATS_TEST_TMPDIR/mark2" \
+		>> "$BH_ROOT/cdb/servers"
+	hooks_set "$BATS_TEST_TMPDIR/mark1"
+	message one '' | envelope_put incoming 'sender a@example.net' \
+		'server inbound' 'rcpt demo@example.com state=new'
+	run bh-categorize -1
+	assert_success
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/order")" "$(printf 'one\ntwo')"
+	message two '' | envelope_put incoming 'sender a@example.net' \
+		'server default' 'rcpt demo@example.com state=new'
+	run bh-categorize -1
+	assert_success
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/order")" "$(printf 'one\ntwo\none')"
+	assert_equal "$(queue_count route)" 2
+}
