@@ -385,14 +385,13 @@ has_8bit(const char *p, size_t n)
 }
 
 int
-dsn_scan_8bit(int fd, enum dsn_return ret, size_t return_max)
+dsn_scan_8bit(int fd, enum dsn_return ret)
 {
 	struct buf b = BUF_INIT;
 	char chunk[CHUNK];
 	ssize_t n;
 	int found;
 
-	(void)return_max;
 	if (ret == DSN_RETURN_NONE)
 		return 0;
 	if (ret == DSN_RETURN_HEADERS) {
@@ -517,10 +516,7 @@ text_part(struct buf *b, const struct dsn_report *r)
 	if (buf_printf(b, "This is the mail system at %s.\r\n\r\n",
 	    r->hostname) < 0)
 		return -1;
-	if (r->note && (add_paragraph(b, "", r->note) < 0 ||
-	    buf_adds(b, "\r\n") < 0))
-		return -1;
-	if (add_paragraph(b, "", intro_text(r->kind)) < 0 ||
+	if (add_paragraph(b, "", r->note ? r->note : intro_text(r->kind)) < 0 ||
 	    buf_adds(b, "\r\n") < 0)
 		return -1;
 	if (r->orig_subject && (buf_adds(b, "  Subject: ") < 0 ||

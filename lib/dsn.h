@@ -70,7 +70,8 @@ struct dsn_report {
 	const char *orig_msgid;	/* the original Message-ID, or NULL */
 	const char *orig_subject; /* or NULL */
 	const char *envid;	/* ENVID as xtext, or NULL */
-	const char *note;	/* a paragraph put first in the text, or NULL */
+	const char *note;	/* the first paragraph of the text, in place of
+				 * the kind's own; or NULL */
 	const char *boundary;	/* unique; never found in the original */
 	time_t arrived, now;
 	time_t retry_until;	/* delays: when we give up; 0 none */
@@ -78,13 +79,12 @@ struct dsn_report {
 	size_t nrcpt;
 	int content_fd;		/* the original message, or -1 */
 	enum dsn_return ret;
-	size_t return_max;	/* bytes of header section returned at most */
 	int is_8bit;		/* the returned part holds 8-bit bytes */
 };
 
 /* 1 when the part of the message in fd that `ret` returns holds a byte
  * above 127, 0 when not, -1 on a read error. Reads from offset 0. */
-int dsn_scan_8bit(int fd, enum dsn_return ret, size_t return_max);
+int dsn_scan_8bit(int fd, enum dsn_return ret);
 
 /* Writes the whole report to out: headers, the readable text, the
  * message/delivery-status part and the returned message (read from

@@ -341,7 +341,8 @@ return_mode(const char *class, const struct envelope *head, int fd)
 struct sendto {
 	const char *to;		/* envelope and To: recipient */
 	const char *copy;	/* second recipient (ndr-copy), or NULL */
-	const char *note;	/* first paragraph of the text, or NULL */
+	const char *note;	/* first paragraph of the text instead of the
+				 * kind's own, or NULL */
 	const char *marker;	/* envelope field "report": failure, delay,
 				 * success, postmaster */
 	const char *word;	/* Subject prefix, NULL: from the kind */
@@ -413,13 +414,35 @@ out:
 	return rc;
 }
 
+/* What a report says about the original message, from the group's head:
+ * everything but the recipients, the content and the report's own names. */
+static void
+report_about(struct dsn_report *r, const struct group *g,
+    const struct sendto *to)
+{
+	const struct envelope *head = &g->rec[0];
+
+	memset(r, 0, sizeof *r);
+	r->kind = g->class;
+	r->hostname = conf_hostname();
+	r->to = to->to;
+	r->note = to->note;
+	r->now = time(NULL);
+	r->orig_msgid = envelope_get(head, "msgid");
+	r->orig_subject = envelope_get(head, "subject");
+	r->envid = envelope_get(head, "envid");
+	r->arrived = field_time(envelope_get(head, "arrived"), r->now);
+	if (strcmp(g->class, "delay") == 0)
+		r->retry_until = r->arrived +
+		    conf_setting_time("expire", EXPIRE_DEFAULT);
+}
+
 /* Builds the report on the group's picked recipients and submits it as
  * the new message id[cap]. 0 or -1. */
 static int
 report_group(struct ndr *nd, const struct group *g, const struct picks *p,
     const struct sendto *to, char *id, size_t cap)
 {
-	const struct envelope *head = &g->rec[0];
 	struct buf subject = BUF_INIT, msgid = BUF_INIT, boundary = BUF_INIT;
 	struct dsn_report r;
 	struct dsn_rcpt *d;
@@ -433,26 +456,14 @@ report_group(struct ndr *nd, const struct group *g, const struct picks *p,
 	for (i = 0; i < g->n && fd < 0; i++)
 		fd = content_open(g->names[i]);
 	id_new(id, cap);
-	memset(&r, 0, sizeof r);
-	r.kind = g->class;
-	r.hostname = conf_hostname();
-	r.to = to->to;
-	r.note = to->note;
-	r.now = time(NULL);
-	r.orig_msgid = envelope_get(head, "msgid");
-	r.orig_subject = envelope_get(head, "subject");
-	r.envid = envelope_get(head, "envid");
-	r.arrived = field_time(envelope_get(head, "arrived"), r.now);
-	if (strcmp(g->class, "delay") == 0)
-		r.retry_until = r.arrived +
-		    conf_setting_time("expire", EXPIRE_DEFAULT);
+	report_about(&r, g, to);
 	r.rcpt = d;
 	r.nrcpt = p->n;
 	r.content_fd = fd;
 	/* the postmaster needs the headers to trace a double bounce */
 	r.ret = strcmp(to->marker, "postmaster") == 0 ? DSN_RETURN_HEADERS :
-	    return_mode(g->class, head, fd);
-	r.is_8bit = fd >= 0 && dsn_scan_8bit(fd, r.ret, 0) > 0;
+	    return_mode(g->class, &g->rec[0], fd);
+	r.is_8bit = fd >= 0 && dsn_scan_8bit(fd, r.ret) > 0;
 	if ((to->word ? buf_printf(&subject, "%s: %.*s", to->word, SUBJECT_MAX,
 	    r.orig_subject ? r.orig_subject : "(no subject)") :
 	    report_subject(&subject, g->class, p, r.orig_subject)) < 0 ||
@@ -537,7 +548,8 @@ notify_postmaster(struct ndr *nd, const struct group *g)
 	snprintf(note, sizeof note, "A message from the null sender <> (a "
 	    "delivery report or another automatic message) could not be "
 	    "delivered. It is never returned to anyone (RFC 5321 section 6.1), "
-	    "so it was kept as spool/badmail/new/%s on %s.", g->names[0],
+	    "so it was kept as spool/badmail/new/%s on %s. These are the "
+	    "recipients it failed for:", g->names[0],
 	    conf_hostname());
 	to.to = pm;
 	to.note = note;
@@ -602,7 +614,8 @@ report(struct ndr *nd, struct group *g)
 	to.to = g->rec[0].sender;
 	to.marker = g->class;
 	if (strcmp(g->class, "failure") == 0 &&
-	    conf_setting("ndr-copy", NULL, copy, sizeof copy) == 1 && copy[0])
+	    conf_setting("ndr-copy", NULL, copy, sizeof copy) == 1 && copy[0] &&
+	    strcasecmp(copy, to.to) != 0)
 		to.copy = copy;
 	if (report_group(nd, g, &p, &to, id, sizeof id) < 0) {
 		log_event("deferred", "id=%s error=%s", g->names[0],
