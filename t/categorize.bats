@@ -21,6 +21,11 @@ setup() {
 	mailbox small     addresses=small@example.com max-size=1K
 	mailbox boss      addresses=boss@example.com accept-from=sfine,@partner.test
 	mailbox picky     addresses=picky@example.com reject-from=@spam.test
+	mailbox vip       addresses=vip@example.com accept-from=outer
+	group   outer     members=inner
+	group   inner     members=demo,outer
+	contact away      addresses=away@example.com target=back@example.com
+	alias   back      addresses=back@example.com target=away
 	contact unixuser  addresses=unix.user@example.com target=uu@unix.example.net
 	alias   pm        addresses=pm@example.com target=sfine@example.com
 	alias   loop1     addresses=loop1@example.com target=loop2@example.com
@@ -251,4 +256,27 @@ categorize() {
 	assert_line 'rcpt postmaster@example.com orcpt=rfc822;postmaster state=local box=postmaster'
 	run only ndr
 	assert_line 'rcpt someone state=failed code=5.1.3 reason="501 5.1.3 <someone>: the address has no domain"'
+}
+
+@test "accept-from a group admits its members, nested groups included" {
+	envelope_put incoming 'sender demo@localhost' 'rcpt vip@example.com state=new'
+	envelope_put incoming 'sender sfine@example.com' 'rcpt vip@example.com state=new'
+	categorize
+	run only route
+	assert_line 'sender demo@localhost'
+	assert_line 'rcpt vip@example.com state=local box=vip'
+	run only ndr
+	assert_line 'sender sfine@example.com'
+	assert_line --regexp '^rcpt vip@example.com state=failed code=5.7.1 '
+}
+
+@test "a contact whose target comes back to it is a forwarding loop (5.4.6)" {
+	envelope_put incoming 'sender a@example.net' 'rcpt away@example.com state=new' \
+		'rcpt demo@example.com state=new'
+	categorize
+	run only route
+	assert_line 'rcpt demo@example.com state=local box=demo'
+	refute_line --partial away
+	run only ndr
+	assert_line --regexp '^rcpt away@example.com state=failed code=5.4.6 reason="554 5.4.6 <away@example.com>: forwarding loop: contact away leads back to itself"'
 }
