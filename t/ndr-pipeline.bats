@@ -94,3 +94,34 @@ setup() {
 	assert_equal "$(queue_count badmail)" 0
 	assert_equal "$(queue_count remote)" 0
 }
+
+@test "a recipient the remote server refuses comes back with Remote-MTA and its reply" {
+	ndr_peer
+	printf 'Subject: out\n\nbody\n' |
+	    bh-inject -f demo@example.com bad@example.net good@example.net
+	ndr_pipeline remote
+	assert_equal "$(maildir_count demo)" 1
+	run python3 "$TOP/t/lib/ndr.py" "$(ndr_maildir_report demo)"
+	assert_line 'header Subject: Undeliverable: out'
+	assert_line 'rcpts 1'
+	assert_line 'rcpt bad@example.net Action: failed'
+	assert_line 'rcpt bad@example.net Status: 5.1.1'
+	assert_line 'rcpt bad@example.net Remote-MTA: dns; [127.0.0.1]'
+	assert_line 'rcpt bad@example.net Diagnostic-Code: smtp; 550 5.1.1 <bad@example.net>: no such user here'
+	assert_line 'text     <[127.0.0.1] #5.1.1> 550 5.1.1 <bad@example.net>: no such user here'
+	refute_line --partial 'good@example.net'
+}
+
+@test "NOTIFY=SUCCESS to a server without DSN brings a relayed notice" {
+	ndr_peer
+	printf 'Subject: hop\r\n\r\nbody\r\n' | envelope_put incoming \
+	    'sender demo@example.com' "arrived $(date +%s)" 'subject hop' \
+	    'rcpt good@example.net state=new notify=SUCCESS'
+	ndr_pipeline remote
+	assert_equal "$(maildir_count demo)" 1
+	run python3 "$TOP/t/lib/ndr.py" "$(ndr_maildir_report demo)"
+	assert_line 'header Subject: Relayed: hop'
+	assert_line 'rcpt good@example.net Action: relayed'
+	assert_line 'rcpt good@example.net Remote-MTA: dns; [127.0.0.1]'
+	assert_line 'part 3 text/rfc822-headers'
+}

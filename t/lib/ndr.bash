@@ -95,18 +95,33 @@ ndr_root() {
 	make -s -C "$dir/cdb" >/dev/null
 }
 
-# ndr_pipeline — runs every local stage once, as often as work remains
-# (at most 10 rounds), in the root $BH_ROOT.
+# ndr_pipeline [remote] — runs every local stage once (and bh-remote when
+# asked), round after round while work remains (at most 10 rounds), in
+# the root $BH_ROOT.
 ndr_pipeline() {
-	local round s
+	local round s stages="categorize ndr route local"
+	[ "${1:-}" = remote ] && stages="$stages remote"
 	for round in 1 2 3 4 5 6 7 8 9 10; do
-		for s in categorize ndr route local; do
+		for s in $stages; do
 			"bh-$s" -1 2>>"$BATS_TEST_TMPDIR/stages.log" || return 1
 		done
 		ndr_count_is incoming 0 && ndr_count_is ndr 0 &&
-		    ndr_count_is route 0 && ndr_count_is local 0 && return 0
+		    ndr_count_is route 0 && ndr_count_is local 0 &&
+		    { [ "${1:-}" != remote ] || ndr_count_is remote 0; } && return 0
 	done
 	return 1
+}
+
+# ndr_peer — starts t/lib/ndr_peer.py on a free port (killed in teardown)
+# and routes example.net to it with a connector; sets PEER_PORT.
+ndr_peer() {
+	PEER_PORT=$(free_port)
+	python3 "$TOP/t/lib/ndr_peer.py" "$PEER_PORT" &
+	kill_on_teardown $!
+	printf 'peer address-space=example.net cost=1 smarthost=[127.0.0.1]:%s\n' \
+	    "$PEER_PORT" >> "$BH_ROOT/cdb/connectors"
+	config_make
+	wait_until 10 python3 -c "import socket; socket.create_connection(('127.0.0.1', $PEER_PORT)).close()"
 }
 
 # ndr_maildir_report BOX — the file in BOX's Maildir/new that is a report.
