@@ -1,0 +1,268 @@
+# t/remote.bats — bh-remote and bh-mx against dnsmasq and SMTP sinks on
+# loopback addresses (t/lib/sink.py).
+load lib/root
+load lib/dns
+
+setup() {
+	root_new
+	SINK_PORT=$(free_port)
+	sed -i '/^retry\|^delay-notify\|^expire/d' "$BH_ROOT/cdb/settings"
+	cat >> "$BH_ROOT/cdb/settings" <<-EOF
+	remote-port $SINK_PORT
+	timeout 5s
+	retry 1s,1s,1s,1s
+	delay-notify 1h
+	expire 1d
+	EOF
+	dns_start --mx-host=a.test,mx1.a.test,10 --mx-host=a.test,mx2.a.test,20 \
+		--host-record=mx1.a.test,127.0.0.2 --host-record=mx2.a.test,127.0.0.3 \
+		--mx-host=eq.test,e1.eq.test,10 --mx-host=eq.test,e2.eq.test,10 \
+		--host-record=e1.eq.test,127.0.0.2 --host-record=e2.eq.test,127.0.0.3 \
+		--host-record=implicit.test,127.0.0.4 \
+		--mx-host=nullmx.test,.,0 \
+		--host-record=relay.example.test,127.0.0.6
+}
+
+remote_daemon() {
+	bh-remote 2>"$BATS_TEST_TMPDIR/remote.log" 3>&- &
+	kill_on_teardown $!
+}
+
+@test "bh-mx lists MX records in preference order with their addresses" {
+	run bh-mx a.test
+	assert_success
+	assert_output "mx 10 mx1.a.test [127.0.0.2]:$SINK_PORT
+mx 20 mx2.a.test [127.0.0.3]:$SINK_PORT"
+	run bh-mx implicit.test
+	assert_success
+	assert_output "mx 0 implicit.test [127.0.0.4]:$SINK_PORT"
+	run bh-mx --hops 'smarthost:relay.example.test:2526,[127.0.0.7]'
+	assert_success
+	assert_output "smarthost relay.example.test [127.0.0.6]:2526
+smarthost [127.0.0.7] [127.0.0.7]:$SINK_PORT"
+}
+
+@test "bh-mx reports null MX, NXDOMAIN, SERVFAIL and bad smart hosts with their codes" {
+	run bh-mx nullmx.test
+	assert_failure 100
+	assert_output "error 5.1.10 domain nullmx.test accepts no mail (null MX)"
+	run bh-mx nowhere.test
+	assert_failure 100
+	assert_output "error 5.1.2 domain nowhere.test does not exist"
+	run bh-mx servfail.test
+	assert_failure 111
+	assert_output "error 4.4.3 temporary DNS failure looking up MX of servfail.test"
+	run bh-mx --hops smarthost:nohost.test
+	assert_failure 100
+	assert_output "error 5.4.0 smart host nohost.test does not resolve"
+}
+
+@test "equal MX preferences are tried in random order" {
+	local firsts
+	firsts=$(for i in $(seq 30); do bh-mx eq.test | head -1 | cut -d' ' -f3; done | sort -u | tr '\n' ' ')
+	assert_equal "$firsts" "e1.eq.test e2.eq.test "
+}
+
+@test "mail goes to the preferred MX, and to the next one when it is down" {
+	sink_start mx2 127.0.0.3
+	remote_put a.test mx:a.test 'rcpt x@a.test state=remote'
+	run bh-remote -1
+	assert_success
+	assert_equal "$(sink_count mx2)" 1
+	assert_equal "$(queue_count remote)" 0
+	sink_start mx1 127.0.0.2
+	remote_put a.test mx:a.test 'rcpt y@a.test state=remote'
+	bh-remote -1
+	assert_equal "$(sink_count mx1)" 1
+	assert_equal "$(sink_count mx2)" 1
+	grep -q 'event=delivered .*rcpt=y@a.test' "$BH_ROOT"/log/track/*
+}
+
+@test "a domain without MX is delivered to its own address (implicit MX)" {
+	sink_start imp 127.0.0.4
+	remote_put implicit.test mx:implicit.test 'rcpt x@implicit.test state=remote'
+	bh-remote -1
+	assert_equal "$(sink_count imp)" 1
+	grep -qx 'rcpt <x@implicit.test>' "$BATS_TEST_TMPDIR"/imp/1.env
+}
+
+@test "null MX fails with 5.1.10 and NXDOMAIN with 5.1.2, SERVFAIL waits with 4.4.3" {
+	remote_put nullmx.test mx:nullmx.test 'rcpt x@nullmx.test state=remote'
+	remote_put nowhere.test mx:nowhere.test 'rcpt x@nowhere.test state=remote'
+	remote_put servfail.test mx:servfail.test 'rcpt x@servfail.test state=remote'
+	bh-remote -1
+	assert_equal "$(records failure | wc -l)" 2
+	grep -q 'rcpt x@nullmx.test state=failed code=5.1.10 reason="domain nullmx.test accepts no mail (null MX)"' $(records failure)
+	grep -q 'rcpt x@nowhere.test state=failed code=5.1.2 ' $(records failure)
+	assert_equal "$(ls "$BH_ROOT"/spool/remote/retry | wc -l)" 1
+	grep -q 'rcpt x@servfail.test state=deferred code=4.4.3 ' "$BH_ROOT"/spool/remote/retry/*
+	grep -qx 'tries 1' "$BH_ROOT"/spool/remote/retry/*
+	grep -qx 'state Retry' "$BH_ROOT/spool/state/servfail.test"
+}
+
+@test "a recipient answered 4xx is delivered on the retry" {
+	sink_start mx1 127.0.0.2 --reply 'rcpt:x@a.test@1=451 4.3.0 try again later'
+	remote_put a.test mx:a.test 'rcpt x@a.test state=remote'
+	remote_daemon
+	wait_until 10 sink_has mx1 1
+	wait_until 5 queue_empty remote
+	grep -q 'event=deferred .*rcpt=x@a.test.*451 4.3.0 try again later' "$BH_ROOT"/log/track/*
+	grep -q 'event=delivered .*rcpt=x@a.test.*250 2.0.0 queued' "$BH_ROOT"/log/track/*
+	assert_equal "$(grep -c '^1 RCPT TO:<x@a.test>' "$BATS_TEST_TMPDIR/mx1/commands")" 1
+	assert_equal "$(grep -c 'RCPT TO:<x@a.test>' "$BATS_TEST_TMPDIR/mx1/commands")" 2
+}
+
+@test "5xx for one of three recipients: one failure record naming it, two delivered" {
+	sink_start mx1 127.0.0.2 --reply 'rcpt:b@a.test=550 5.1.1 no such user'
+	remote_put a.test mx:a.test 'rcpt a@a.test state=remote' \
+		'rcpt b@a.test state=remote' 'rcpt c@a.test state=remote'
+	bh-remote -1
+	assert_equal "$(queue_count remote)" 0
+	run cat "$BATS_TEST_TMPDIR/mx1/1.env"
+	assert_line 'rcpt <a@a.test>'
+	assert_line 'rcpt <c@a.test>'
+	refute_line 'rcpt <b@a.test>'
+	assert_equal "$(records failure | wc -l)" 1
+	run grep '^rcpt ' $(records failure)
+	assert_output "rcpt b@a.test state=failed code=5.1.1 reason=\"550 5.1.1 no such user\" remote-mta=mx1.a.test last-attempt=$(grep -o 'last-attempt=[0-9]*' $(records failure) | cut -d= -f2)"
+}
+
+@test "connection refused: a delay record, then expiry with 4.4.7" {
+	settings_set delay-notify 1s
+	settings_set expire 3s
+	remote_put a.test 'smarthost:[127.0.0.9]' 'rcpt x@a.test state=remote'
+	remote_daemon
+	wait_until 15 has_records failure
+	local delay failure
+	delay=$(records delay)
+	failure=$(records failure)
+	assert_equal "$(echo "$delay" | wc -l)" 1
+	grep -q 'rcpt x@a.test state=deferred code=4.4.1 reason="4.4.1 connect to \[127.0.0.9\]' "$delay"
+	grep -q 'rcpt x@a.test state=failed code=4.4.7 reason="the message expired before it could be delivered; last error: 4.4.1 connect' "$failure"
+	# names carry their time: the delay notice came first
+	[ "${delay##*.D}" -lt "${failure##*.F}" ]
+	wait_until 5 queue_empty remote
+}
+
+@test "tls=required to a receiver without STARTTLS sends nothing in clear and finally fails" {
+	settings_set expire 3s
+	sink_start plain 127.0.0.5
+	printf 'secure address-space=*.sec.test cost=1 smarthost=[127.0.0.5] tls=required\n' \
+		>> "$BH_ROOT/cdb/connectors"
+	config_make
+	envelope_put remote 'sender s@example.com' 'dest secure' 'connector secure' \
+		'hops smarthost:[127.0.0.5]' 'rcpt x@y.sec.test state=remote'
+	bh-remote -1
+	grep -q 'rcpt x@y.sec.test state=deferred code=4.7.10 ' "$BH_ROOT"/spool/remote/retry/*
+	grep -qx 'state Retry' "$BH_ROOT/spool/state/secure"
+	remote_daemon
+	wait_until 15 has_records failure
+	grep -q 'code=4.4.7 .*TLS is required' $(records failure)
+	run grep -E ' (MAIL|RCPT|DATA|AUTH)' "$BATS_TEST_TMPDIR/plain/commands"
+	assert_failure
+}
+
+@test "STARTTLS is used whenever offered, and AUTH to a smart host that asks for it" {
+	openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=mx.a.test \
+		-keyout "$BATS_TEST_TMPDIR/key.pem" -out "$BATS_TEST_TMPDIR/cert.pem" 2>/dev/null
+	sink_start tls 127.0.0.5 --tls "$BATS_TEST_TMPDIR/cert.pem,$BATS_TEST_TMPDIR/key.pem" \
+		--auth 'relay:s3cret'
+	printf 'up address-space=* cost=1 smarthost=[127.0.0.5] auth=relay:s3cret\n' \
+		>> "$BH_ROOT/cdb/connectors"
+	config_make
+	envelope_put remote 'sender s@example.com' 'dest up' 'connector up' \
+		'hops smarthost:[127.0.0.5]' 'rcpt x@far.test state=remote'
+	bh-remote -1
+	assert_equal "$(sink_count tls)" 1
+	run cat "$BATS_TEST_TMPDIR/tls/1.env"
+	assert_line 'tls yes'
+	assert_line 'auth relay'
+	# before TLS: EHLO and STARTTLS only
+	run sed -n '1,/STARTTLS/p' "$BATS_TEST_TMPDIR/tls/commands"
+	assert_output "1 EHLO $(hostname)
+1 STARTTLS"
+}
+
+@test "DSN parameters are passed on; without DSN, NOTIFY=SUCCESS gives a relayed record" {
+	sink_start dsn 127.0.0.2
+	sink_start nodsn 127.0.0.4 --ext PIPELINING,8BITMIME
+	printf 'Subject: dsn\r\n\r\nhello\r\n' | remote_put a.test mx:a.test 'ret HDRS' 'envid QQ314159' \
+		'rcpt x@a.test state=remote notify=SUCCESS,FAILURE orcpt=rfc822;x@a.test'
+	remote_put implicit.test mx:implicit.test 'ret HDRS' \
+		'rcpt y@implicit.test state=remote notify=SUCCESS'
+	bh-remote -1
+	run cat "$BATS_TEST_TMPDIR/dsn/1.env"
+	assert_line 'mail <s@example.com> SIZE=23 RET=HDRS ENVID=QQ314159'
+	assert_line 'rcpt <x@a.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;x@a.test'
+	run cat "$BATS_TEST_TMPDIR/nodsn/1.env"
+	assert_line 'mail <s@example.com>'
+	assert_line 'rcpt <y@implicit.test>'
+	assert_equal "$(records relayed | wc -l)" 1
+	grep -q '^rcpt y@implicit.test state=relayed code=2.0.0 ' $(records relayed)
+}
+
+@test "8-bit mail to a server without 8BITMIME fails 5.6.3; too big for SIZE fails 5.3.4" {
+	sink_start old 127.0.0.2 --ext PIPELINING,SIZE --size 10
+	remote_put a.test mx:a.test 'body 8BITMIME' 'rcpt x@a.test state=remote'
+	bh-remote -1
+	grep -q 'rcpt x@a.test state=failed code=5.6.3 ' $(records failure)
+	rm "$BH_ROOT"/spool/ndr/new/*
+	printf 'Subject: big\r\n\r\nhello\r\n' | remote_put a.test mx:a.test 'rcpt y@a.test state=remote'
+	bh-remote -1
+	grep -q 'rcpt y@a.test state=failed code=5.3.4 reason="552 5.3.4 message size 23 exceeds the limit 10' $(records failure)
+	assert_equal "$(sink_count old)" 0
+}
+
+@test "BINARYMIME goes with BDAT, exactly as stored" {
+	sink_start mx1 127.0.0.2
+	printf 'Subject: bin\r\n\r\n\x01\x02 bare\nlf\r\n.\r\n' |
+		remote_put a.test mx:a.test 'body BINARYMIME' 'rcpt x@a.test state=remote' >/dev/null
+	bh-remote -1
+	assert_equal "$(sink_count mx1)" 1
+	grep -q '^1 BDAT 31 LAST' "$BATS_TEST_TMPDIR/mx1/commands"
+	cmp "$BATS_TEST_TMPDIR/mx1/1.eml" <(printf 'Subject: bin\r\n\r\n\x01\x02 bare\nlf\r\n.\r\n')
+}
+
+@test "a frozen destination keeps its mail" {
+	sink_start mx1 127.0.0.2
+	mkdir -p "$BH_ROOT/spool/state"
+	printf 'state Frozen\n' > "$BH_ROOT/spool/state/a.test"
+	remote_put a.test mx:a.test 'rcpt x@a.test state=remote'
+	bh-remote -1
+	assert_equal "$(sink_count mx1)" 0
+	assert_equal "$(queue_count remote)" 1
+	grep -qx 'state Frozen' "$BH_ROOT/spool/state/a.test"
+}
+
+@test "2000 messages to 200 domains within the concurrency limits, nothing lost" {
+	settings_set max-remote 12
+	settings_set max-remote-per-domain 2
+	local mx=() i
+	for i in $(seq 0 199); do
+		mx+=("--mx-host=d$i.load.test,mx.load.test,10")
+	done
+	dns_start "${mx[@]}" --host-record=mx.load.test,127.0.0.8
+	sink_start load 127.0.0.8
+	python3 - "$BH_ROOT" <<-'EOF'
+	import os, sys
+	root = sys.argv[1]
+	for i in range(2000):
+	    d = "d%d.load.test" % (i % 200)
+	    name = "1700000000%06d-1-%d" % (i, i)
+	    with open(os.path.join(root, "spool/msg", name), "w") as f:
+	        f.write("Subject: load %d\r\n\r\nbody\r\n" % i)
+	    tmp = os.path.join(root, "spool/remote/tmp", name)
+	    with open(tmp, "w") as f:
+	        f.write("sender s@example.com\ndest %s\nhops mx:%s\nrcpt u%d@%s state=remote\n"
+	                % (d, d, i, d))
+	    os.rename(tmp, os.path.join(root, "spool/remote/new", name))
+	EOF
+	run bh-remote -1
+	assert_success
+	assert_equal "$(sink_count load)" 2000
+	assert_equal "$(queue_count remote)" 0
+	[ "$(cat "$BATS_TEST_TMPDIR/load/max-concurrent")" -le 12 ]
+	[ "$(sort -k2 -n "$BATS_TEST_TMPDIR/load/max-per-domain" | tail -1 | cut -d' ' -f2)" -le 2 ]
+	assert_equal "$(wc -l < "$BATS_TEST_TMPDIR/load/max-per-domain")" 200
+	assert_equal "$(ls "$BH_ROOT/spool/msg" | wc -l)" 0
+}
