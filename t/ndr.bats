@@ -154,6 +154,41 @@ failure_record() {
 	refute_line --partial 'y@example.net'
 }
 
+@test "an expanded record gives an expanded notice" {
+	ndr_original | envelope_put ndr 'sender demo@example.com' 'kind expanded' \
+	    'rcpt sales@example.com state=expanded code=2.0.0 notify=SUCCESS'
+	run bh-ndr -1
+	assert_success
+	run ndr_facts
+	assert_line 'header Subject: Expanded: (no subject)'
+	assert_line 'rcpt sales@example.com Action: expanded'
+	assert_line 'rcpt sales@example.com Status: 2.0.0'
+	assert_line --partial 'text     It was delivered to a list or alias'
+}
+
+@test "a long reply is folded in the report and unfolds to the same text" {
+	long="550 5.7.1 <a@example.net>: message refused because the sending host is listed on several block lists that this server consults before accepting mail"
+	ndr_original | envelope_put ndr 'sender demo@example.com' 'kind failure' \
+	    "rcpt a@example.net state=failed code=5.7.1 reason=\"$long\""
+	run bh-ndr -1
+	assert_success
+	run awk 'length($0) > 80' "$BH_ROOT/spool/msg/$(ndr_reports)"
+	assert_output ''
+	run ndr_facts
+	assert_line "rcpt a@example.net Diagnostic-Code: smtp; $long"
+	assert_line 'defects 0'
+}
+
+@test "records of another message are not merged into the report" {
+	ndr_original | envelope_put ndr 'sender demo@example.com' 'kind failure' \
+	    'rcpt a@example.net state=failed code=5.1.1'
+	ndr_original | envelope_put ndr 'sender demo@example.com' 'kind failure' \
+	    'rcpt b@example.net state=failed code=5.1.1'
+	run bh-ndr -1
+	assert_success
+	assert_equal "$(queue_count incoming)" 2
+}
+
 @test "a success record without NOTIFY yields nothing" {
 	ndr_original | envelope_put ndr 'sender demo@example.com' 'kind success' \
 	    'rcpt demo2@example.com state=delivered code=2.0.0'
