@@ -123,3 +123,19 @@ minute_at() {
 	route_msg b@y.net >/dev/null
 	wait_until 5 envelope_of new b@y.net
 }
+
+@test "the running bh-route releases scheduled mail by itself when the window opens" {
+	# the window opens at the next full minute (the one after when that is
+	# too close to route in time): up to 65 seconds of waiting
+	opens=$(minute_at 60)
+	[ $((opens - $(date +%s))) -ge 5 ] || opens=$(minute_at 120)
+	connectors "soon address-space=* cost=1 route=dns schedule=\"$(date -d "@$opens" +%H:%M)-$(clock 900)\""
+	bh-route 2>"$BATS_TEST_TMPDIR/route.log" &
+	kill_on_teardown $!
+	route_msg a@x.net >/dev/null
+	wait_until 5 envelope_of scheduled a@x.net
+	grep -qx "next-attempt $opens" "$BH_ROOT/spool/state/soon"
+	wait_until 70 envelope_of new a@x.net
+	[ "$(date +%s)" -ge "$opens" ]
+	[ ! -e "$BH_ROOT/spool/state/soon" ]
+}
