@@ -314,7 +314,8 @@ add_remote(struct walk *w, const char *addr, const char *relay_host)
 	snprintf(key, sizeof key, "r:%s", addr);
 	addr_key(key, key, sizeof key);
 	if ((rc = set_add(&w->x->seen, key)) <= 0)
-		return rc;
+		return rc < 0 ? -1 : target_note(w, NULL, "%s is already a "
+		    "recipient", addr);
 	if ((t = target_add(w->x, addr, DIRECTORY_REMOTE)) == NULL)
 		return -1;
 	t->is_expanded = w->is_expanded;
@@ -481,8 +482,9 @@ expand_mailbox(struct walk *w, const char *name, const char *addr)
 	int rc;
 
 	snprintf(key, sizeof key, "m:%s", name);
-	if ((rc = set_add(&w->x->seen, key)) <= 0)
-		return rc;	/* each mailbox receives the message once */
+	if ((rc = set_add(&w->x->seen, key)) <= 0)	/* once per mailbox */
+		return rc < 0 ? -1 : target_note(w, NULL, "mailbox %s is "
+		    "already a recipient", name);
 	if ((rc = directory_record(w->d, "mailbox", name, &a)) <= 0) {
 		attrs_free(&a);
 		return rc < 0 ? -1 : target_note(w, "5.1.1", "550 5.1.1 <%s>: "

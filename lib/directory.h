@@ -40,7 +40,8 @@ enum {
 	DIRECTORY_LOCAL,		/* deliver to mailbox box */
 	DIRECTORY_REMOTE,		/* route on (relay_host when forced) */
 	DIRECTORY_FAILED,		/* code and reason say why */
-	DIRECTORY_SKIPPED		/* nothing to deliver; reason for logs */
+	DIRECTORY_SKIPPED		/* nothing to deliver (a duplicate, a cycle, a
+					 * missing member): reason for logs */
 };
 
 enum { DIRECTORY_MAX_DEPTH = 32, DIRECTORY_MAX_TARGETS = 100000 };

@@ -1,18 +1,24 @@
 /*
- * bh-categorize: the message categorizer. Resolves every new recipient of
- * an arriving message against the directory: mailboxes become local
- * deliveries, aliases, contacts and groups are expanded, addresses outside
- * pass on as remote, unknown and refused recipients fail.
+ * bh-categorize: the message categorizer. Runs the arrival hooks on every
+ * arriving message, rewrites the sender of mail a local mailbox submitted
+ * to its primary address, then resolves every new recipient against the
+ * directory: mailboxes become local deliveries, aliases, contacts and
+ * groups are expanded, addresses outside pass on as remote, unknown and
+ * refused recipients fail.
  *
  * reads   spool/incoming/new/NAME   (content spool/msg/NAME)
  * writes  spool/route/new/NAME      the recipients that go on: state=local
  *                                   box=MAILBOX, or state=remote (with
- *                                   relay-host=HOST for unresolved-host)
+ *                                   relay-host=HOST for unresolved-host);
+ *                                   NAME.hK or NAME.f when a hook or a
+ *                                   rewritten From: replaced the content
  *         spool/ndr/new/NAME.F...   failed recipients (state=failed code=
- *                                   reason=) for bh-ndr
- *         spool/incoming/retry/NAME when the directory cannot be read
- * config  cdb/directory.cdb, cdb/domains.cdb, cdb/settings.cdb
- *         (reopened when bh-config replaces them)
+ *                                   reason=), and NAME.E... expanded groups
+ *         spool/incoming/retry/NAME when a hook or the directory asks for
+ *                                   another try
+ * config  cdb/directory.cdb, cdb/domains.cdb, cdb/settings.cdb (hooks,
+ *         hook-timeout, unresolved-host, postmaster, expire), cdb/servers.cdb
+ *         (hooks=); reopened when bh-config replaces them
  * exit    0 queue drained (-1) or SIGTERM; 100 bad usage;
  *         111 spool or system trouble: the supervisor restarts us
  */
