@@ -65,17 +65,65 @@ static struct file files[NFILES] = {
 static char dir[PATH_MAX];
 static unsigned long nerrors;
 
+/* Errors are kept and printed sorted by file and line at the end, so the
+ * order of the checks does not show. */
+enum { ERRORS_SHOWN = 10000 };
+
+struct error {
+	int f;
+	unsigned line;
+	unsigned long seq;
+	char *text;
+};
+
+static struct error *errors;
+
 static void __attribute__((format(printf, 3, 4)))
 error_at(int f, unsigned line, const char *fmt, ...)
 {
+	struct error *e;
 	va_list ap;
 
-	fprintf(stderr, "%s:%u: ", files[f].name, line);
+	if (nerrors++ >= ERRORS_SHOWN)
+		return;
+	if (errors == NULL && (errors = calloc(ERRORS_SHOWN, sizeof *errors)) == NULL)
+		die(EXIT_TEMP, ENOMEM, "out of memory");
+	e = &errors[nerrors - 1];
+	e->f = f;
+	e->line = line;
+	e->seq = nerrors;
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	if (vasprintf(&e->text, fmt, ap) < 0)
+		die(EXIT_TEMP, ENOMEM, "out of memory");
 	va_end(ap);
-	fputc('\n', stderr);
-	nerrors++;
+}
+
+static int
+error_order(const void *a, const void *b)
+{
+	const struct error *x = a, *y = b;
+
+	if (x->f != y->f)
+		return x->f < y->f ? -1 : 1;
+	if (x->line != y->line)
+		return x->line < y->line ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static void
+errors_print(void)
+{
+	unsigned long i, n = nerrors < ERRORS_SHOWN ? nerrors : ERRORS_SHOWN;
+
+	qsort(errors, n, sizeof *errors, error_order);
+	for (i = 0; i < n; i++)
+		fprintf(stderr, "%s:%u: %s\n", files[errors[i].f].name,
+		    errors[i].line, errors[i].text);
+	if (nerrors > n)
+		fprintf(stderr, "bh-config: %lu more errors not shown\n",
+		    nerrors - n);
+	fprintf(stderr, "bh-config: %lu error%s, nothing written\n", nerrors,
+	    nerrors == 1 ? "" : "s");
 }
 
 static void *
@@ -1768,8 +1816,7 @@ main(int argc, char **argv)
 		want_stale();
 	check_all();
 	if (nerrors > 0) {
-		fprintf(stderr, "bh-config: %lu error%s, nothing written\n",
-		    nerrors, nerrors == 1 ? "" : "s");
+		errors_print();
 		return EXIT_PERM;
 	}
 	if (!is_check_only)
