@@ -122,3 +122,52 @@ delivered() {
 	sink_has 127.0.0.2 a@x.test
 	grep -qx 'X-Client-Addr: 127.0.0.9' "$SINK_DIR/127.0.0.2"/*
 }
+
+@test "the book's two connectors end to end: *.mil only over TLS to its smart host, the rest by DNS" {
+	# the Internet: dnsmasq answers the MX of example.test, smtp-sink is that MX
+	sink_start 127.0.0.5
+	dns=$(free_port)
+	dnsmasq --keep-in-foreground --no-resolv --no-hosts --no-poll \
+	    --port="$dns" --listen-address=127.0.0.1 --bind-interfaces --pid-file \
+	    --mx-host=example.test,mx.example.test,10 \
+	    --host-record=mx.example.test,127.0.0.5 --local=/test/ 2>/dev/null &
+	kill_on_teardown $!
+	setting dns "127.0.0.1:$dns"
+	setting remote-port "$SINK_PORT"
+	# the .mil smart host: another bridgehead root with STARTTLS
+	mil="$BATS_TEST_TMPDIR/mil"
+	bh-init "$mil"
+	openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=gw.mil.test \
+	    -keyout "$mil/key.pem" -out "$mil/cert.pem" 2>/dev/null
+	tls=$(free_port)
+	printf 'default listen=127.0.0.4:%s cert=%s key=%s relay-from=127.0.0.0/8\n' \
+	    "$tls" "$mil/cert.pem" "$mil/key.pem" > "$mil/cdb/servers"
+	make -s -C "$mil/cdb" >/dev/null
+	BH_ROOT="$mil" bh-smtpd 2>"$BATS_TEST_TMPDIR/mil.log" &
+	kill_on_teardown $!
+	wait_until 5 bash -c "exec 3<>/dev/tcp/127.0.0.4/$tls" 2>/dev/null
+	connectors \
+	    "mil      address-space=*.mil cost=1 smarthost=[127.0.0.4]:$tls tls=required" \
+	    'internet address-space=* cost=1 route=dns'
+	route_msg u@navy.mil w@example.test >/dev/null
+	deliver
+	sink_has 127.0.0.5 w@example.test
+	run sink_has 127.0.0.5 u@navy.mil
+	assert_failure
+	grep -q '^rcpt u@navy.mil ' "$mil"/spool/incoming/new/*
+	grep -q 'with ESMTPS' "$mil"/spool/msg/*
+	assert_equal "$(queue_count remote)" 0
+}
+
+@test "mail for a tls=required connector never goes in clear to a smart host without STARTTLS" {
+	sink_start 127.0.0.2
+	connectors \
+	    "mil address-space=*.mil cost=1 smarthost=[127.0.0.2]:$SINK_PORT tls=required" \
+	    'internet address-space=* cost=1 route=dns'
+	route_msg u@navy.mil >/dev/null
+	deliver || true
+	assert_equal "$(sink_count 127.0.0.2)" 0
+	# it waits for the mil connector; nothing moved it to the DNS connector
+	f=$(find "$BH_ROOT/spool/remote" -path '*/tmp' -prune -o -type f -print)
+	assert_equal "$(field "$f" connector)" mil
+}
