@@ -1773,11 +1773,14 @@ want_stale(void)
 		if (stat(path, &src) < 0)
 			continue;
 		snprintf(path, sizeof path, "%s/%s.cdb", dir, files[f].name);
-		files[f].is_wanted = stat(path, &db) < 0 ||
-		    db.st_mtim.tv_sec < src.st_mtim.tv_sec ||
+		if (stat(path, &db) < 0 || db.st_mtim.tv_sec < src.st_mtim.tv_sec ||
 		    (db.st_mtim.tv_sec == src.st_mtim.tv_sec &&
-		    db.st_mtim.tv_nsec < src.st_mtim.tv_nsec);
+		    db.st_mtim.tv_nsec < src.st_mtim.tv_nsec))
+			files[f].is_wanted = 1;
 	}
+	/* directory.cdb holds what the policies in domains generate */
+	if (files[F_DOMAINS].is_wanted)
+		files[F_DIRECTORY].is_wanted = 1;
 }
 
 static void
