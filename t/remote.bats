@@ -198,7 +198,7 @@ smarthost [127.0.0.7] [127.0.0.7]:$SINK_PORT"
 	assert_line 'mail <s@example.com>'
 	assert_line 'rcpt <y@implicit.test>'
 	assert_equal "$(records relayed | wc -l)" 1
-	grep -q '^rcpt y@implicit.test state=relayed code=2.0.0 ' $(records relayed)
+	grep -q '^rcpt y@implicit.test state=relayed .*code=2.0.0 reason="250 2.0.0 queued"' $(records relayed)
 }
 
 @test "8-bit mail to a server without 8BITMIME fails 5.6.3; too big for SIZE fails 5.3.4" {
@@ -265,4 +265,51 @@ smarthost [127.0.0.7] [127.0.0.7]:$SINK_PORT"
 	[ "$(sort -k2 -n "$BATS_TEST_TMPDIR/load/max-per-domain" | tail -1 | cut -d' ' -f2)" -le 2 ]
 	assert_equal "$(wc -l < "$BATS_TEST_TMPDIR/load/max-per-domain")" 200
 	assert_equal "$(ls "$BH_ROOT/spool/msg" | wc -l)" 0
+}
+
+@test "a connector's source server, helo=yes, rate and etrn-request" {
+	local out_port
+	out_port=$(free_port)
+	sink_start gw 127.0.0.5
+	printf 'out listen=127.0.0.7:%s hostname=gw.example.test\n' "$out_port" \
+		>> "$BH_ROOT/cdb/servers"
+	printf 'gw address-space=*.gw.test cost=1 smarthost=[127.0.0.5] helo=yes rate=60\n' \
+		>> "$BH_ROOT/cdb/connectors"
+	printf 'dial address-space=*.dial.test cost=1 smarthost=[127.0.0.5] etrn-request=dial.example.test\n' \
+		>> "$BH_ROOT/cdb/connectors"
+	config_make
+	envelope_put remote 'sender s@example.com' 'dest gw' 'connector gw' 'source out' \
+		'hops smarthost:[127.0.0.5]' 'rcpt x@a.gw.test state=remote'
+	envelope_put remote 'sender s@example.com' 'dest gw' 'connector gw' 'source out' \
+		'hops smarthost:[127.0.0.5]' 'rcpt y@a.gw.test state=remote'
+	bh-remote -1
+	assert_equal "$(sink_count gw)" 2
+	run cat "$BATS_TEST_TMPDIR/gw/1.env" "$BATS_TEST_TMPDIR/gw/2.env"
+	assert_line 'helo gw.example.test'
+	assert_line 'peer 127.0.0.7'
+	grep -qx '1 HELO gw.example.test' "$BATS_TEST_TMPDIR/gw/commands"
+	# rate=60 (per minute): one message a second over one connection
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/gw/sessions")" 1
+	python3 -c 'import sys; t=[float(open(f).read().split("time ")[1].split()[0]) for f in sys.argv[1:]]; sys.exit(0 if abs(t[1]-t[0]) >= 0.9 else 1)' \
+		"$BATS_TEST_TMPDIR/gw/1.env" "$BATS_TEST_TMPDIR/gw/2.env"
+	envelope_put remote 'sender s@example.com' 'dest dial' 'connector dial' \
+		'hops smarthost:[127.0.0.5]' 'rcpt z@a.dial.test state=remote'
+	bh-remote -1
+	assert_equal "$(sink_count gw)" 3
+	grep -qx '2 ETRN dial.example.test' "$BATS_TEST_TMPDIR/gw/commands"
+}
+
+@test "SIGTERM abandons a slow delivery and keeps its envelope" {
+	sink_start slow 127.0.0.2 --delay 30
+	remote_put a.test mx:a.test 'rcpt x@a.test state=remote'
+	bh-remote 2>"$BATS_TEST_TMPDIR/remote.log" 3>&- &
+	local pid=$!
+	kill_on_teardown $pid
+	wait_until 10 grep -q '^1 MAIL' "$BATS_TEST_TMPDIR/slow/commands"
+	kill -TERM $pid
+	wait_until 5 sh -c "! kill -0 $pid 2>/dev/null"
+	wait $pid
+	assert_equal "$(ls "$BH_ROOT/spool/remote/new" | wc -l)" 1
+	grep -qx 'rcpt x@a.test state=remote' "$BH_ROOT"/spool/remote/new/*
+	assert_equal "$(sink_count slow)" 0
 }

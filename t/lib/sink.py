@@ -7,6 +7,7 @@ Records, in DIR (created if missing):
     commands        every command line received: "SESSION LINE" (AUTH
                     payloads included; DATA bodies not)
     N.env           per accepted message: "helo NAME", "tls yes|no",
+                    "peer IP" (the client's address), "time UNIXTIME.MS",
                     "auth USER" (when authenticated), "mail <ADDR> PARAMS",
                     one "rcpt <ADDR> PARAMS" per accepted recipient
     N.eml           the message as received (dot-unstuffed; BDAT chunks joined)
@@ -125,6 +126,13 @@ class Session:
         self.rcpts = []
         self.domains = set()
         self.chunks = None
+        self.counted_out = False
+        self.peer = conn.getpeername()[0]
+
+    def close_count(self):
+        if not self.counted_out:
+            self.counted_out = True
+            self.st.leave(self.domains)
 
     def send(self, text):
         self.conn.sendall(text.encode() + b"\r\n")
@@ -252,7 +260,9 @@ class Session:
         if a.size and len(data) > a.size:
             self.send("552 5.3.4 too big")
         elif self.reply("data", "250 2.0.0 queued"):
-            env = ["helo %s" % self.helo, "tls %s" % ("yes" if self.tls else "no")]
+            import time
+            env = ["helo %s" % self.helo, "tls %s" % ("yes" if self.tls else "no"),
+                   "peer %s" % self.peer, "time %.3f" % time.time()]
             if self.user:
                 env.append("auth %s" % self.user)
             env.append("mail %s" % self.mail)
@@ -292,6 +302,9 @@ class Session:
             elif verb == "NOOP":
                 self.send("250 2.0.0 ok")
             elif verb == "QUIT":
+                # the client counts the session over once it has the 221:
+                # so do we, before sending it
+                self.close_count()
                 self.reply("quit", "221 2.0.0 bye")
                 return
             else:
@@ -306,7 +319,7 @@ def serve(state, conn, sid):
     except (ConnectionError, OSError, ValueError, ssl.SSLError):
         pass
     finally:
-        state.leave(s.domains)
+        s.close_count()
         try:
             s.conn.close()
         except OSError:
