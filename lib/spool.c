@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -334,4 +335,30 @@ spool_next(struct spool *s, char *name, size_t cap, int once)
 		if (wait_for_work(s) < 0)
 			return -1;
 	}
+}
+
+int
+spool_lock(const struct spool *s, const char *name)
+{
+	struct stat held, named;
+	int fd, err;
+
+	if ((fd = openat(s->newfd, name, O_RDONLY | O_CLOEXEC)) < 0)
+		return -1;
+	while (flock(fd, LOCK_EX) < 0)
+		if (errno != EINTR) {
+			err = errno;
+			close(fd);
+			errno = err;
+			return -1;
+		}
+	/* bh-queue renames under the same lock: if the name no longer leads
+	 * to the file we locked, it took the envelope before us */
+	if (fstat(fd, &held) < 0 || fstatat(s->newfd, name, &named, 0) < 0 ||
+	    held.st_ino != named.st_ino || held.st_dev != named.st_dev) {
+		close(fd);
+		errno = ENOENT;
+		return -1;
+	}
+	return fd;
 }

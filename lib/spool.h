@@ -55,6 +55,14 @@ int spool_next(struct spool *s, char *name, size_t cap, int once);
 /* Moves every entry of retry/ into new/ now (bh-queue retry). */
 int spool_retry_all(struct spool *s);
 
+/* For a stage, before it reads its input: opens QUEUE/new/NAME and holds an
+ * exclusive flock(2) on it, so bh-queue (lib/queue.h, queue_take) cannot
+ * take the envelope away while the stage works on it. The fd, to be kept
+ * open until the input has left new/ (after stage_done or stage_defer
+ * removed it), then closed; or -1 with errno ENOENT when the envelope is
+ * gone (bh-queue renamed it first: the stage must not act on it). */
+int spool_lock(const struct spool *s, const char *name);
+
 /* Set by SIGTERM/SIGINT (stage_start installs the handlers). */
 extern volatile int spool_stop_requested;
 
