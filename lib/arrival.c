@@ -283,6 +283,18 @@ hook_decision(struct arrival *a, int code, long long timeout_sec)
 	return ARRIVAL_RETRY;
 }
 
+/* "hook exited N: FIRST LINE" when the hook said why. */
+static void
+retry_reason(struct arrival *a, const char *output)
+{
+	char line[512];
+	size_t len = strlen(a->line);
+
+	first_line(output, line, sizeof line);
+	if (*line != '\0')
+		snprintf(a->line + len, sizeof a->line - len, ": %s", line);
+}
+
 /* Runs one hook on the current content and adopts its output on a pass.
  * Its decision, or -1 on a system error. */
 static int
@@ -312,6 +324,8 @@ hook_run(struct arrival *a, struct envelope *e, char *item, int index,
 	a->line[0] = '\0';
 	if ((rc = hook_decision(a, code, timeout_sec)) == ARRIVAL_REJECT)
 		first_line(newname, a->line, sizeof a->line);
+	else if (rc == ARRIVAL_RETRY && code >= 0)
+		retry_reason(a, newname);
 	if (rc == ARRIVAL_PASS && fstat(out, &sb) == 0 && sb.st_size > 0) {
 		code = replacement_adopt(a, e, out, newname);
 		out = -1;	/* closed by the commit */

@@ -198,3 +198,28 @@ message() {
 	assert_equal "$(cat "$BATS_TEST_TMPDIR/order")" "$(printf 'one\ntwo\none')"
 	assert_equal "$(queue_count route)" 2
 }
+
+@test "a retry throws away what earlier hooks made: every hook runs again on the original" {
+	hook_write later 'exit 111'
+	hooks_set "$HOOKS/disclaimer,$BATS_TEST_TMPDIR/later"
+	id=$(message again '' | envelope_put incoming 'sender a@example.net' \
+		'rcpt demo@example.com state=new')
+	cp "$BH_ROOT/spool/msg/$id" "$BATS_TEST_TMPDIR/original"
+	run bh-categorize -1
+	assert_success
+	[ -e "$BH_ROOT/spool/incoming/retry/$id" ]
+	assert_equal "$(ls "$BH_ROOT/spool/msg")" "$id"
+	cmp "$BH_ROOT/spool/msg/$id" "$BATS_TEST_TMPDIR/original"
+}
+
+@test "a message a hook keeps deferring past settings expire fails with 4.4.7" {
+	hook_write later 'echo "scanner down"; exit 111'
+	hooks_set "$BATS_TEST_TMPDIR/later" 'expire 1h'
+	id=$(message old '' | envelope_put incoming 'sender a@example.net' \
+		"arrived $(( $(date +%s) - 7200 ))" 'rcpt demo@example.com state=new')
+	run bh-categorize -1
+	assert_success
+	assert_equal "$(queue_count incoming)" 0
+	run cat "$BH_ROOT"/spool/ndr/new/*
+	assert_line --regexp '^rcpt demo@example.com state=failed code=4.4.7 reason="message expired while an arrival hook deferred it \(hook exited 111: scanner down\)"'
+}
