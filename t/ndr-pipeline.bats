@@ -125,3 +125,33 @@ setup() {
 	assert_line 'rcpt good@example.net Remote-MTA: dns; [127.0.0.1]'
 	assert_line 'part 3 text/rfc822-headers'
 }
+
+@test "two instances over SMTP: a report the other refuses ends in badmail, no loop" {
+	PA=$(free_port) PB=$(free_port)
+	while [ "$PB" = "$PA" ]; do PB=$(free_port); done
+	ndr_smtp_root a a.test "$PA" b.test "$PB"
+	ndr_smtp_root b b.test "$PB" a.test "$PA"
+	A="$BATS_TEST_TMPDIR/a" B="$BATS_TEST_TMPDIR/b"
+	# at B, a message from a user A does not know fails: B reports it to A,
+	# A refuses the report, and B's report of that is never written
+	BH_ROOT=$B
+	printf 'Subject: ping\n\nbody\n' | bh-inject -f ghost@a.test nobody@b.test
+	for round in 1 2 3; do
+		BH_ROOT=$B ndr_pipeline remote
+		BH_ROOT=$A ndr_pipeline remote
+	done
+	BH_ROOT=$B
+	assert_equal "$(grep -c 'event=report ' "$BATS_TEST_TMPDIR/stages.log")" 1
+	assert_equal "$(grep -c 'event=postmaster ' "$BATS_TEST_TMPDIR/stages.log")" 1
+	assert_equal "$(queue_count badmail)" 1
+	run cat "$B"/spool/badmail/new/*
+	assert_line 'sender <>'
+	assert_line --regexp '^rcpt ghost@a.test state=failed .*code=5\.1\.1'
+	assert_equal "$(maildir_count postmaster)" 1
+	for q in incoming route local remote ndr; do
+		assert_equal "$(BH_ROOT=$A queue_count $q)$(BH_ROOT=$B queue_count $q)" 00
+	done
+	BH_ROOT=$A
+	assert_equal "$(queue_count badmail)" 0
+	assert_equal "$(find "$A/mailroot" -type f | wc -l)" 0
+}

@@ -95,6 +95,26 @@ ndr_root() {
 	make -s -C "$dir/cdb" >/dev/null
 }
 
+# ndr_smtp_root NAME DOMAIN PORT OTHER-DOMAIN OTHER-PORT — ndr_root, plus a
+# virtual server on 127.0.0.1:PORT and a connector that sends OTHER-DOMAIN
+# to 127.0.0.1:OTHER-PORT; starts its bh-smtpd (killed in teardown).
+ndr_smtp_root() {
+	local dir="$BATS_TEST_TMPDIR/$1"
+	ndr_root "$1" "$2"
+	printf 'default listen=127.0.0.1:%s relay-from=\n' "$3" > "$dir/cdb/servers"
+	printf 'peer address-space=%s cost=1 smarthost=[127.0.0.1]:%s\n' "$4" "$5" \
+	    > "$dir/cdb/connectors"
+	make -s -C "$dir/cdb" >/dev/null
+	BH_ROOT=$dir bh-smtpd 2>>"$dir/smtpd.log" &
+	kill_on_teardown $!
+	wait_until 10 ndr_listening "$3" || { cat "$dir/smtpd.log" >&2; return 1; }
+}
+
+# ndr_listening PORT — succeeds when something accepts on 127.0.0.1:PORT.
+ndr_listening() {
+	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
 # ndr_pipeline [remote] — runs every local stage once (and bh-remote when
 # asked), round after round while work remains (at most 10 rounds), in
 # the root $BH_ROOT.
@@ -121,7 +141,7 @@ ndr_peer() {
 	printf 'peer address-space=example.net cost=1 smarthost=[127.0.0.1]:%s\n' \
 	    "$PEER_PORT" >> "$BH_ROOT/cdb/connectors"
 	config_make
-	wait_until 10 python3 -c "import socket; socket.create_connection(('127.0.0.1', $PEER_PORT)).close()"
+	wait_until 10 ndr_listening "$PEER_PORT"
 }
 
 # ndr_maildir_report BOX — the file in BOX's Maildir/new that is a report.
