@@ -309,3 +309,33 @@ EOF2
 	run bh-config -n "$BH_ROOT/cdb/directory"
 	assert_equal "$status" 100
 }
+
+@test "mail keeps flowing on the old configuration after a failed compile" {
+	printf 'mailbox later addresses=later@example.com quota=lots\n' | cfg_add directory
+	config_fails
+	envelope_put incoming 'sender a@example.net' 'rcpt demo@example.com state=new' \
+		'rcpt later@example.com state=new' >/dev/null
+	run bh-categorize -1
+	assert_success
+	run cat "$BH_ROOT"/spool/route/new/*
+	assert_line 'rcpt demo@example.com state=local box=demo'
+	run cat "$BH_ROOT"/spool/ndr/new/*
+	assert_line --regexp '^rcpt later@example.com state=failed .*code=5.1.1'
+}
+
+@test "a running stage sees a rebuilt directory.cdb without a restart" {
+	bh-categorize 2>"$BATS_TEST_TMPDIR/categorize.log" &
+	kill_on_teardown $!
+	# a first message: the stage has the old directory.cdb open
+	envelope_put incoming 'sender a@example.net' 'rcpt demo@example.com state=new' >/dev/null
+	wait_until 10 test "$(queue_count route)" -eq 1
+	printf 'mailbox fresh addresses=fresh@example.com\n' | cfg_add directory
+	run make -s -C "$BH_ROOT/cdb"
+	assert_success
+	envelope_put incoming 'sender a@example.net' 'rcpt fresh@example.com state=new' >/dev/null
+	wait_until 10 test "$(queue_count route)" -eq 2
+	run cat "$BH_ROOT"/spool/route/new/*
+	assert_line 'rcpt demo@example.com state=local box=demo'
+	assert_line 'rcpt fresh@example.com state=local box=fresh'
+	assert queue_empty ndr
+}
