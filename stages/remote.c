@@ -629,13 +629,21 @@ transaction(struct link *l, struct envelope *e, int fd, long long size,
 	return 0;
 }
 
+static int
+too_many(const struct rcpt *r)
+{
+	const char *reason = rcpt_get(r, "reason");
+
+	return pick_deferred(r) && reason != NULL && strncmp(reason, "452", 3) == 0;
+}
+
 /* Delivers e's active recipients over the open session. 0 or -1 (lost). */
 static int
 deliver(struct link *l, struct envelope *e, const char *name)
 {
 	char reason[CLIENT_REPLY_MAX];
 	const char *status;
-	size_t *idx, *ok, i, n = 0;
+	size_t *idx, *ok, i, n = 0, last_n = 0, round;
 	struct stat sb;
 	int fd, rc = 0;
 
@@ -654,13 +662,20 @@ deliver(struct link *l, struct envelope *e, const char *name)
 	}
 	idx = calloc(e->nrcpt + 1, sizeof *idx);
 	ok = calloc(e->nrcpt + 1, sizeof *ok);
-	for (i = 0; idx != NULL && i < e->nrcpt; i++)
-		if (is_active(&e->rcpt[i]))
-			idx[n++] = i;
 	if (idx == NULL || ok == NULL)
 		all_active(e, 4, "4.3.0", "451 4.3.0 out of memory", "");
-	else if (n > 0)
+	/* a server's recipient limit (452) only ends this transaction: the
+	 * rest go in the next one at once, as long as each one makes progress */
+	for (round = 0; idx != NULL && ok != NULL && rc == 0; round++) {
+		for (i = 0, n = 0; i < e->nrcpt; i++)
+			if (is_active(&e->rcpt[i]) && (round == 0 ||
+			    (mark[i] && too_many(&e->rcpt[i]))))
+				idx[n++] = i;
+		if (n == 0 || n == last_n || lseek(fd, 0, SEEK_SET) < 0)
+			break;
+		last_n = n;
 		rc = transaction(l, e, fd, sb.st_size, idx, n, ok);
+	}
 	free(idx);
 	free(ok);
 	close(fd);

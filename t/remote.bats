@@ -313,3 +313,15 @@ smarthost [127.0.0.7] [127.0.0.7]:$SINK_PORT"
 	grep -qx 'rcpt x@a.test state=remote' "$BH_ROOT"/spool/remote/new/*
 	assert_equal "$(sink_count slow)" 0
 }
+
+@test "recipients over the server's limit (452) go in a second transaction at once" {
+	sink_start mx1 127.0.0.2 --reply 'rcpt:b@a.test@1=452 4.5.3 too many recipients'
+	remote_put a.test mx:a.test 'rcpt a@a.test state=remote' \
+		'rcpt b@a.test state=remote' 'rcpt c@a.test state=remote'
+	bh-remote -1
+	assert_equal "$(queue_count remote)" 0
+	assert_equal "$(sink_count mx1)" 2
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/mx1/sessions")" 1
+	run cat "$BATS_TEST_TMPDIR/mx1/2.env"
+	assert_line 'rcpt <b@a.test>'
+}
