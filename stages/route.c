@@ -80,9 +80,20 @@ struct failure {
 	char reason[600];
 };
 
+/* The choice made for a domain, reused for its other recipients: equal
+ * costs are broken at random, and one message's recipients in one domain
+ * belong in one envelope. */
+struct choice {
+	char domain[256];
+	const struct connector *conn;
+	size_t decided_by;		/* the recipient whose failure it shares */
+};
+
 struct plan {
 	struct group *v;
 	size_t n, cap;
+	struct choice *choices;
+	size_t nchoices;
 	struct envelope local;
 	struct failure *fail;		/* one per input recipient */
 };
@@ -408,6 +419,35 @@ choose(struct router *rt, const char *domain, const struct route_facts *m,
 	}
 }
 
+/* choose() once per domain of a message (p->choices has room for one per
+ * recipient). The same returns, with p->fail[i] set on failure. */
+static int
+choose_once(struct router *rt, struct plan *p, const char *domain,
+    const struct route_facts *m, size_t i, const struct connector **conn)
+{
+	struct choice *c;
+	size_t k;
+	int rc;
+
+	for (k = 0; k < p->nchoices; k++) {
+		c = &p->choices[k];
+		if (strcmp(c->domain, domain) != 0)
+			continue;
+		*conn = c->conn;
+		if (p->fail[c->decided_by].code == NULL)
+			return 0;
+		p->fail[i] = p->fail[c->decided_by];
+		return 1;
+	}
+	if ((rc = choose(rt, domain, m, conn, &p->fail[i])) < 0)
+		return -1;
+	c = &p->choices[p->nchoices++];
+	snprintf(c->domain, sizeof c->domain, "%s", domain);
+	c->conn = *conn;
+	c->decided_by = i;
+	return rc;
+}
+
 /* Places one remote recipient in its group (or fails it). 0 or -1. */
 static int
 route_remote(struct router *rt, struct plan *p, const struct envelope *e,
@@ -422,7 +462,7 @@ route_remote(struct router *rt, struct plan *p, const struct envelope *e,
 
 	if (addr_key(addr_domain(r->addr), domain, sizeof domain) < 0)
 		domain[0] = '\0';
-	if ((rc = choose(rt, domain, m, &conn, &p->fail[i])) != 0)
+	if ((rc = choose_once(rt, p, domain, m, i, &conn)) != 0)
 		return rc < 0 ? -1 : 0;
 	g = group_for(rt, p, e, conn, conn != NULL ? conn->name : domain,
 	    conn == NULL || connector_is_dns(conn) ? domain : "", m->size);
@@ -449,6 +489,7 @@ plan_make(struct router *rt, struct plan *p, const char *name,
 	size_t i;
 
 	if ((p->fail = calloc(e->nrcpt + 1, sizeof *p->fail)) == NULL ||
+	    (p->choices = calloc(e->nrcpt + 1, sizeof *p->choices)) == NULL ||
 	    envelope_copy_head(&p->local, e) < 0)
 		return -1;
 	message_facts(rt, name, e, &m);
@@ -476,6 +517,7 @@ plan_free(struct plan *p)
 	for (i = 0; i < p->n; i++)
 		envelope_free(&p->v[i].env);
 	free(p->v);
+	free(p->choices);
 	free(p->fail);
 	envelope_free(&p->local);
 }
@@ -653,6 +695,7 @@ scheduled_opens(struct router *rt, const char *name, char *dest, size_t cap)
 	const char *v;
 	time_t now = time(NULL), opens = 0;
 
+	dest[0] = '\0';
 	if (envelope_read(&e, rt->scheduled_fd, name) < 0)
 		return now + RETRY_SEC;
 	v = envelope_get(&e, "dest");

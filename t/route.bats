@@ -215,3 +215,19 @@ setup() { root_new; }
 	assert_output --partial 'code=5.3.5'
 	assert_equal "$(connector_of c@other.test)" other
 }
+
+@test "equal costs share the load across messages, one message's domain stays in one envelope" {
+	connectors \
+	    'left  address-space=* cost=1 smarthost=[127.0.0.2]:25' \
+	    'right address-space=* cost=1 smarthost=[127.0.0.3]:25'
+	for i in $(seq 16); do
+		route_msg "a$i@x.net" "b$i@x.net" "c$i@x.net" >/dev/null
+	done
+	route_run
+	assert_equal "$(queue_count remote)" 16
+	for f in "$BH_ROOT"/spool/remote/new/*; do
+		assert_equal "$(grep -c '^rcpt' "$f")" 3
+	done
+	used=$(grep -h '^connector ' "$BH_ROOT"/spool/remote/new/* | sort -u | tr '\n' ' ')
+	assert_equal "$used" 'connector left connector right '
+}
