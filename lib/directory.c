@@ -260,7 +260,7 @@ target_add(struct directory_expansion *x, const char *addr, int how)
 {
 	struct directory_target *t;
 
-	if (x->n == DIRECTORY_MAX_TARGETS) {
+	if (x->n >= DIRECTORY_MAX_TARGETS + 8) {	/* room for the 5.5.3 note */
 		errno = E2BIG;
 		return NULL;
 	}
@@ -302,6 +302,23 @@ target_note(struct walk *w, const char *code, const char *fmt, ...)
 	snprintf(t->code, sizeof t->code, "%s", code ? code : "");
 	t->is_expanded = w->is_expanded;
 	return 0;
+}
+
+/* 1 when the expansion is full: the first time, a 5.5.3 failure is noted
+ * for the recipient being expanded; later members are dropped. */
+static int
+is_full(struct walk *w)
+{
+	if (w->x->n < DIRECTORY_MAX_TARGETS)
+		return 0;
+	if (!w->x->is_truncated) {
+		w->x->is_truncated = 1;
+		if (target_note(w, "5.5.3", "554 5.5.3 <%s>: too many recipients "
+		    "(more than %d after expansion)", w->top,
+		    DIRECTORY_MAX_TARGETS) < 0)
+			return -1;
+	}
+	return 1;
 }
 
 static int
@@ -565,6 +582,8 @@ expand_name(struct walk *w, const char *name)
 	char addr[ITEM_MAX];
 	int rc;
 
+	if ((rc = is_full(w)) != 0)
+		return rc < 0 ? -1 : 0;
 	if ((rc = member_record(w, name, &kind, &a)) <= 0) {
 		attrs_free(&a);
 		return rc < 0 ? -1 : target_note(w, NULL, "%s does not exist",
@@ -682,6 +701,8 @@ expand_addr(struct walk *w, const char *addr)
 	char kind[16], name[256];
 	int rc;
 
+	if ((rc = is_full(w)) != 0)
+		return rc < 0 ? -1 : 0;
 	if (w->depth >= DIRECTORY_MAX_DEPTH || w->nchain >= DIRECTORY_MAX_DEPTH)
 		return target_note(w, "5.4.6", "554 5.4.6 <%s>: forwarding "
 		    "or nesting deeper than %d", w->top, DIRECTORY_MAX_DEPTH);
@@ -726,5 +747,5 @@ directory_expansion_free(struct directory_expansion *x)
 	set_free(&x->groups);
 	x->v = NULL;
 	x->n = x->cap = 0;
-	x->sender_known = 0;
+	x->sender_known = x->is_truncated = 0;
 }

@@ -17,7 +17,8 @@
  *	            authoritative domain 5.1.1, or remote to settings
  *	            unresolved-host when that is set
  * An alias or contact chain that comes back to itself is a forwarding loop
- * (5.4.6). Each final recipient appears once per expansion (a mailbox once
+ * (5.4.6). An expansion stops at DIRECTORY_MAX_TARGETS final recipients:
+ * the recipient being expanded then fails 5.5.3 for the rest. Each final recipient appears once per expansion (a mailbox once
  * by NAME, an outside address once case-insensitively), however many
  * groups or addresses lead to it.
  *
@@ -76,6 +77,7 @@ struct directory_expansion {
 	struct directory_set seen, groups;
 	char sender_kind[16], sender_name[256];
 	int sender_known;	/* sender_kind/name looked up */
+	int is_truncated;	/* DIRECTORY_MAX_TARGETS reached (5.5.3 noted) */
 };
 
 /* Opens both databases (missing ones read as empty). 0 or -1. */
