@@ -301,9 +301,30 @@ is_head_key(const char *key)
 	return 0;
 }
 
+/* The message's facts that repeat on every line (size, server, peer) are
+ * shown when they first appear or change. */
+struct shown {
+	const char *size, *server, *peer;
+};
+
+static int
+is_repeat(struct shown *sh, const struct pair *p)
+{
+	const char **slot = strcmp(p->key, "size") == 0 ? &sh->size :
+	    strcmp(p->key, "server") == 0 ? &sh->server :
+	    strcmp(p->key, "peer") == 0 ? &sh->peer : NULL;
+
+	if (slot == NULL)
+		return 0;
+	if (*slot != NULL && strcmp(*slot, p->value) == 0)
+		return 1;
+	*slot = p->value;
+	return 0;
+}
+
 /* "  TIME EVENT     key=value ...", without the keys of the heading. */
 static void
-print_event(const struct event *e)
+print_event(const struct event *e, struct shown *sh)
 {
 	struct buf b = BUF_INIT;
 	const char *name = event_get(e, "event");
@@ -313,7 +334,7 @@ print_event(const struct event *e)
 	for (j = 0; j < e->npairs; j++) {
 		const struct pair *p = &e->pairs[j];
 		if (is_head_key(p->key) || (strcmp(p->key, "id") == 0 &&
-		    strcmp(p->value, e->group) == 0))
+		    strcmp(p->value, e->group) == 0) || is_repeat(sh, p))
 			continue;
 		buf_printf(&b, " %s=%s", p->key, log_quote(p->value));
 	}
@@ -328,6 +349,7 @@ static void
 print_group(struct event **g, size_t n)
 {
 	const char *msgid = NULL, *sender = NULL, *subject = NULL, *v;
+	struct shown sh = { NULL, NULL, NULL };
 	size_t i;
 
 	for (i = 0; i < n; i++) {
@@ -345,7 +367,7 @@ print_group(struct event **g, size_t n)
 	if (subject != NULL)
 		printf("  subject %s\n", log_quote(subject));
 	for (i = 0; i < n; i++)
-		print_event(g[i]);
+		print_event(g[i], &sh);
 }
 
 /* Events of one message next to each other, each message in time order. */
