@@ -67,6 +67,7 @@ struct group {
 	const struct connector *conn;	/* NULL: DNS or settings smarthost */
 	char dest[DEST_NAME_MAX];
 	char domain[256];		/* for mx: hops, else "" */
+	char relay[256];		/* relay-host= of unresolved recipients */
 	const char *where;		/* "new", "hold" or "scheduled" */
 	time_t when;			/* scheduled: when the window opens */
 	const char *fail_code;		/* set: its recipients fail */
@@ -326,7 +327,8 @@ group_head(struct router *rt, struct group *g, const struct envelope *e,
 	    envelope_set(&g->env, "source", NULL) < 0 ||
 	    envelope_set(&g->env, "dest", g->dest) < 0)
 		return -1;
-	if ((g->conn != NULL ? connector_hops(g->conn, g->domain, &hops) :
+	if ((g->relay[0] != '\0' ? connector_smarthost_hops(g->relay, &hops) :
+	    g->conn != NULL ? connector_hops(g->conn, g->domain, &hops) :
 	    default_hops(g->domain, &hops)) < 0 ||
 	    envelope_set(&g->env, "hops", hops.data) < 0)
 		goto out;
@@ -348,18 +350,20 @@ out:
 	return rc;
 }
 
-/* The group for (conn, dest, domain), made when new; NULL on ENOMEM. */
+/* The group for (conn, dest, domain, relay), made when new; NULL on
+ * ENOMEM. */
 static struct group *
 group_for(struct router *rt, struct plan *p, const struct envelope *e,
     const struct connector *conn, const char *dest, const char *domain,
-    long long size)
+    const char *relay, long long size)
 {
 	struct group *g;
 	size_t i;
 
 	for (i = 0; i < p->n; i++)
 		if (p->v[i].conn == conn && strcmp(p->v[i].dest, dest) == 0 &&
-		    strcmp(p->v[i].domain, domain) == 0)
+		    strcmp(p->v[i].domain, domain) == 0 &&
+		    strcmp(p->v[i].relay, relay) == 0)
 			return &p->v[i];
 	if (p->n == p->cap) {
 		size_t cap = p->cap ? p->cap * 2 : 4;
@@ -373,6 +377,7 @@ group_for(struct router *rt, struct plan *p, const struct envelope *e,
 	g->conn = conn;
 	snprintf(g->dest, sizeof g->dest, "%s", dest);
 	snprintf(g->domain, sizeof g->domain, "%s", domain);
+	snprintf(g->relay, sizeof g->relay, "%s", relay);
 	if (group_head(rt, g, e, size) < 0)
 		return NULL;
 	return g;
@@ -455,6 +460,7 @@ route_remote(struct router *rt, struct plan *p, const struct envelope *e,
 {
 	const struct rcpt *r = &e->rcpt[i];
 	const struct connector *conn;
+	const char *relay;
 	char domain[256];
 	struct group *g;
 	struct rcpt *copy;
@@ -462,10 +468,15 @@ route_remote(struct router *rt, struct plan *p, const struct envelope *e,
 
 	if (addr_key(addr_domain(r->addr), domain, sizeof domain) < 0)
 		domain[0] = '\0';
-	if ((rc = choose_once(rt, p, domain, m, i, &conn)) != 0)
+	/* the categorizer's unresolved-host: straight there, no connector */
+	if ((relay = rcpt_get(r, "relay-host")) != NULL && *relay != '\0')
+		conn = NULL;
+	else if ((rc = choose_once(rt, p, domain, m, i, &conn)) != 0)
 		return rc < 0 ? -1 : 0;
+	else
+		relay = "";
 	g = group_for(rt, p, e, conn, conn != NULL ? conn->name : domain,
-	    conn == NULL || connector_is_dns(conn) ? domain : "", m->size);
+	    conn == NULL || connector_is_dns(conn) ? domain : "", relay, m->size);
 	if (g == NULL)
 		return -1;
 	if (g->fail_code != NULL) {

@@ -231,3 +231,16 @@ setup() { root_new; }
 	used=$(grep -h '^connector ' "$BH_ROOT"/spool/remote/new/* | sort -u | tr '\n' ' ')
 	assert_equal "$used" 'connector left connector right '
 }
+
+@test "unresolved recipients go to the categorizer's relay-host, past the connectors" {
+	connectors 'mil address-space=*.mil cost=1 smarthost=[127.0.0.2]:25'
+	envelope_put route 'sender a@example.com' 'size 10' \
+	    'rcpt nobody@example.com state=remote relay-host=[127.0.0.9]:2525' \
+	    'rcpt u@navy.mil state=remote' </dev/null >/dev/null
+	route_run
+	f=$(envelope_of new nobody@example.com)
+	assert_equal "$(field "$f" hops)" 'smarthost:[127.0.0.9]:2525'
+	assert_equal "$(field "$f" dest)" example.com
+	assert_equal "$(grep -c '^connector' "$f")" 0
+	assert_equal "$(connector_of u@navy.mil)" mil
+}
