@@ -20,6 +20,16 @@
  *         direct-first, hostname, remote-port), reopened when changed
  * exit    0 queue drained (-1) or SIGTERM; 100 bad usage;
  *         111 spool or system trouble: the supervisor restarts us
+ *
+ * Scheduled mail: bh-route owns spool/remote/scheduled. After draining its
+ * input it rescans that folder when the earliest opening is due or when
+ * connectors.cdb changed (inotify on cdb/), re-reading each envelope's
+ * connector schedule: open windows move the envelope to spool/remote/new
+ * (one rename: bh-remote takes it from there), closed ones get their mtime
+ * set to the next opening, which is also the timer of the next rescan. The
+ * one wait (ppoll) covers our input, our retry/ and that timer, so an idle
+ * router uses no CPU. Held mail (spool/remote/hold) is released by ETRN or
+ * ATRN, not here.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -58,7 +68,8 @@ struct router {
 	struct spool local, remote;
 	int hold_fd, scheduled_fd;	/* spool/remote/hold, .../scheduled */
 	struct connectors cs;
-	unsigned long turn;		/* rotates source= servers */
+	unsigned long turn[64];		/* rotates source= servers, per
+					 * connector (by its index) */
 	int scheduled_dirty;		/* rescan spool/remote/scheduled */
 };
 
@@ -303,7 +314,7 @@ pick_source(struct router *rt, const struct connector *c, char *out,
 		n++;
 	if (list == NULL || *list == '\0')
 		return 0;
-	n = (rt->turn++) % (n + 1);
+	n = rt->turn[(size_t)(c - rt->cs.v) % 64]++ % (n + 1);
 	for (p = list, i = 0; i < n; i++)
 		p = strchr(p, ',') + 1;
 	snprintf(word, sizeof word, "%.*s", (int)strcspn(p, ","), p);
