@@ -21,8 +21,10 @@
  *	orcpt   DSN ORCPT (addr-type;xtext)
  *	box     the local mailbox name (state=local)
  *	dest    the remote destination (connector or domain) after routing
+ *	relay-host  forward to this host (settings unresolved-host), for bh-route
  * Envelope fields in use: id, arrived, size, body, ret, envid, auth, helo,
- * peer, server, msgid, tries, next-attempt, kind.
+ * peer, server, msgid, subject, submitter, original-sender (before a
+ * primary-address rewrite), tries, first-failure, kind (report records).
  */
 #include <stddef.h>
 

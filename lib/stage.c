@@ -58,10 +58,53 @@ stage_next(struct stage *st, char *name, size_t cap)
 	return rc;
 }
 
+/* The lock slot of NAME, or a free one (create), or NULL. */
+static int *
+lock_slot(struct stage *st, const char *name, int create)
+{
+	size_t i;
+
+	for (i = 0; i < STAGE_LOCKS; i++)
+		if (st->locks[i].fd > 0 && strcmp(st->locks[i].name, name) == 0)
+			return &st->locks[i].fd;
+	for (i = 0; create && i < STAGE_LOCKS; i++)
+		if (st->locks[i].fd <= 0) {
+			snprintf(st->locks[i].name, sizeof st->locks[i].name, "%s", name);
+			return &st->locks[i].fd;
+		}
+	return NULL;
+}
+
+static void
+unlock(struct stage *st, const char *name)
+{
+	int *fd = lock_slot(st, name, 0);
+
+	if (fd != NULL) {
+		close(*fd);
+		*fd = 0;
+	}
+}
+
 int
 stage_read(struct stage *st, const char *name, struct envelope *e)
 {
-	return envelope_read(e, st->in.newfd, name);
+	int *slot, fd;
+
+	unlock(st, name);
+	if ((fd = spool_lock(&st->in, name)) < 0)
+		return -1;
+	if ((slot = lock_slot(st, name, 1)) != NULL)
+		*slot = fd;
+	else
+		close(fd);	/* more inputs open than slots: go on unlocked */
+	if (envelope_read(e, st->in.newfd, name) < 0) {
+		int err = errno;
+		unlock(st, name);
+		errno = err;
+		return -1;
+	}
+	return 0;
 }
 
 int
@@ -94,8 +137,10 @@ stage_defer(struct stage *st, const char *name, const struct envelope *e,
 	rc = spool_put(&st->in, "retry", name, b.data, b.len, when);
 	err = errno;
 	buf_free(&b);
-	if (rc == 0)
+	if (rc == 0) {
 		spool_remove(&st->in, "new", name);
+		unlock(st, name);
+	}
 	errno = err;
 	return rc;
 }
@@ -108,6 +153,7 @@ stage_done(struct stage *st, const char *name, int keep_content)
 	if (spool_remove(&st->in, "new", name) < 0)
 		log_event("warning", "id=%s msg=\"unable to remove envelope\"",
 		    name);
+	unlock(st, name);
 	if (!keep_content)
 		content_unlink(name);
 }

@@ -16,10 +16,16 @@
 #include "envelope.h"
 #include "spool.h"
 
+enum { STAGE_LOCKS = 64 };
+
 struct stage {
 	const char *name;
 	int once;		/* -1: drain what is queued, then exit */
 	struct spool in;
+	struct {		/* inputs held with spool_lock, by name */
+		char name[256];
+		int fd;
+	} locks[STAGE_LOCKS];
 };
 
 /* Parses -1, names the log, blocks SIGTERM/SIGINT (delivered only while
@@ -31,7 +37,10 @@ void stage_start(struct stage *st, const char *name, const char *queue,
 /* The next input name: 1, or 0 when done (-1 drained, or a stop signal). */
 int stage_next(struct stage *st, char *name, size_t cap);
 
-/* Reads the input envelope NAME from new/. 0, or -1 with errno. */
+/* Locks (spool_lock) and reads the input envelope NAME from new/. The lock
+ * is held until stage_done or stage_defer for NAME, so bh-queue cannot take
+ * the envelope meanwhile. 0, or -1 with errno; ENOENT means the envelope was
+ * taken by someone else first: leave it alone. */
 int stage_read(struct stage *st, const char *name, struct envelope *e);
 
 /* Writes e into queue `next` as NEWNAME. When NEWNAME differs from NAME the

@@ -398,6 +398,10 @@ local_one(struct local *l, const char *name)
 	size_t i, pending = 0;
 
 	if (stage_read(&l->st, name, &e) < 0) {
+		if (errno == ENOENT) {	/* taken by bh-queue first */
+			envelope_free(&e);
+			return;
+		}
 		log_event("error", "id=%s msg=\"unreadable envelope\" error=%s",
 		    name, log_quote(strerror(errno)));
 		envelope_free(&e);
