@@ -6,7 +6,7 @@
 #include "source.h"
 
 int
-source_open(struct source *s, const char *path, int flags)
+source_init(struct source *s, FILE *f, int flags)
 {
 	memset(s, 0, sizeof *s);
 	s->flags = flags;
@@ -17,9 +17,21 @@ source_open(struct source *s, const char *path, int flags)
 		errno = ENOMEM;
 		return -1;
 	}
-	if ((s->f = fopen(path, "r")) == NULL) {
-		int err = errno;
-		source_close(s);
+	s->f = f;
+	return 0;
+}
+
+int
+source_open(struct source *s, const char *path, int flags)
+{
+	FILE *f;
+	int err;
+
+	if ((f = fopen(path, "r")) == NULL)
+		return -1;
+	if (source_init(s, f, flags) < 0) {
+		err = errno;
+		fclose(f);
 		errno = err;
 		return -1;
 	}

@@ -54,6 +54,10 @@ struct source {
 /* Opens path for reading. 0, or -1 with errno (ENOENT: no such source). */
 int source_open(struct source *s, const char *path, int flags);
 
+/* Reads from an open stream instead (a pipe, or fmemopen for a fuzzer);
+ * source_close closes it. 0, or -1 with errno ENOMEM. */
+int source_init(struct source *s, FILE *f, int flags);
+
 /* Reads the next record into r (which the caller frees with
  * source_record_free). 1 a record, 0 end of file, -1 a syntax error in a
  * record (s->error, s->error_line; r is empty; call again for the next
