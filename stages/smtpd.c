@@ -218,7 +218,8 @@ server_limits(struct server *srv)
 	srv->command_timeout = server_time(srv, "timeout", 300);
 	srv->data_timeout = server_time(srv, "data-timeout",
 	    attrs_get(&srv->a, "timeout") ? srv->command_timeout : 180);
-	srv->hook_timeout = server_time(srv, "hook-timeout", 30);
+	srv->hook_timeout = server_time(srv, "hook-timeout",
+	    (int)conf_setting_time("hook-timeout", 30));
 	if (srv->max_connections > 10000)
 		srv->max_connections = 10000;
 }
