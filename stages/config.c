@@ -51,15 +51,16 @@ struct file {
 	struct source_record *rec;
 	size_t n, cap;
 	int is_wanted;
+	mode_t mode;			/* the source's, given to its .cdb */
 };
 
 static struct file files[NFILES] = {
-	{ "settings", SOURCE_WORDS_ONLY, NULL, 0, 0, 0 },
-	{ "servers", 0, NULL, 0, 0, 0 },
-	{ "domains", 0, NULL, 0, 0, 0 },
-	{ "directory", 0, NULL, 0, 0, 0 },
-	{ "connectors", 0, NULL, 0, 0, 0 },
-	{ "filters", SOURCE_WORDS_ONLY, NULL, 0, 0, 0 },
+	{ .name = "settings", .flags = SOURCE_WORDS_ONLY },
+	{ .name = "servers", .flags = 0 },
+	{ .name = "domains", .flags = 0 },
+	{ .name = "directory", .flags = 0 },
+	{ .name = "connectors", .flags = 0 },
+	{ .name = "filters", .flags = SOURCE_WORDS_ONLY },
 };
 
 static char dir[PATH_MAX];
@@ -766,6 +767,7 @@ load(int f)
 	struct file *fl = &files[f];
 	struct source s;
 	struct source_record r;
+	struct stat st;
 	char path[PATH_MAX];
 	int rc;
 
@@ -776,6 +778,8 @@ load(int f)
 			return;		/* a missing source is an empty one */
 		die(EXIT_TEMP, errno, "unable to open %s", path);
 	}
+	if (fstat(fileno(s.f), &st) == 0)
+		fl->mode = st.st_mode & 0666;
 	while ((rc = source_next(&s, &r)) != 0) {
 		if (rc == -2)
 			die(EXIT_TEMP, errno, "unable to read %s", path);
@@ -1505,8 +1509,10 @@ out_start(int f)
 	    snprintf(o->tmp, sizeof o->tmp, "%s/%s.cdb.tmp", dir,
 	    files[f].name) >= (int)sizeof o->tmp)
 		die(EXIT_PERM, ENAMETOOLONG, "%s", dir);
+	/* a source only its owner may read (password hashes) keeps its
+	 * database as private: the mode is the source's */
 	if ((o->fd = open(o->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-	    0644)) < 0)
+	    0600)) < 0 || fchmod(o->fd, files[f].mode ? files[f].mode : 0644) < 0)
 		die(EXIT_TEMP, errno, "unable to create %s", o->tmp);
 	if (cdb_make_start(&o->cm, o->fd) < 0)
 		die(EXIT_TEMP, errno, "unable to write %s", o->tmp);

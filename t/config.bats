@@ -328,14 +328,23 @@ EOF2
 	kill_on_teardown $!
 	# a first message: the stage has the old directory.cdb open
 	envelope_put incoming 'sender a@example.net' 'rcpt demo@example.com state=new' >/dev/null
-	wait_until 10 test "$(queue_count route)" -eq 1
+	wait_until 10 queue_has route 1
 	printf 'mailbox fresh addresses=fresh@example.com\n' | cfg_add directory
 	run make -s -C "$BH_ROOT/cdb"
 	assert_success
 	envelope_put incoming 'sender a@example.net' 'rcpt fresh@example.com state=new' >/dev/null
-	wait_until 10 test "$(queue_count route)" -eq 2
+	wait_until 10 queue_has route 2
 	run cat "$BH_ROOT"/spool/route/new/*
 	assert_line 'rcpt demo@example.com state=local box=demo'
 	assert_line 'rcpt fresh@example.com state=local box=fresh'
 	assert queue_empty ndr
+}
+
+@test "a database gets the permissions of its source (password hashes stay private)" {
+	chmod 600 "$BH_ROOT/cdb/directory"
+	printf 'mailbox p2 addresses=p2@example.com\n' | cfg_add directory
+	run make -s -C "$BH_ROOT/cdb"
+	assert_success
+	assert_equal "$(stat -c %a "$BH_ROOT/cdb/directory.cdb")" 600
+	assert_equal "$(stat -c %a "$BH_ROOT/cdb/settings.cdb")" 644
 }

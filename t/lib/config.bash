@@ -37,3 +37,8 @@ config_fails() {
 	run make -s -C "$BH_ROOT/cdb"
 	assert_failure
 }
+
+# queue_has QUEUE N — QUEUE holds N envelopes (for wait_until).
+queue_has() {
+	[ "$(queue_count "$1")" -eq "$2" ]
+}
