@@ -1784,9 +1784,14 @@ want_stale(void)
 		    db.st_mtim.tv_nsec < src.st_mtim.tv_nsec))
 			files[f].is_wanted = 1;
 	}
-	/* directory.cdb holds what the policies in domains generate */
+	/* what each source feeds, as FEEDS_ in cdb/Makefile */
+	if (files[F_SETTINGS].is_wanted || files[F_SERVERS].is_wanted ||
+	    files[F_DIRECTORY].is_wanted)
+		files[F_DOMAINS].is_wanted = 1;
 	if (files[F_DOMAINS].is_wanted)
 		files[F_DIRECTORY].is_wanted = 1;
+	if (files[F_SERVERS].is_wanted)
+		files[F_CONNECTORS].is_wanted = 1;
 }
 
 static void

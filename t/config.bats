@@ -241,7 +241,10 @@ EOF2
 	run make -s -C "$BH_ROOT/cdb"
 	assert_success
 	[ "$(mtime "$BH_ROOT/cdb/directory.cdb")" != "$t_directory" ]
-	for f in settings servers domains connectors filters; do
+	# domains.cdb is checked against directory (policy filter groups)
+	[ "$(mtime "$BH_ROOT/cdb/domains.cdb")" != "$t_domains" ]
+	t_domains=$(mtime "$BH_ROOT/cdb/domains.cdb")
+	for f in settings servers connectors filters; do
 		eval "old=\$t_$f"
 		assert_equal "$(mtime "$BH_ROOT/cdb/$f.cdb")" "$old"
 	done
@@ -252,11 +255,21 @@ EOF2
 	[ "$(mtime "$BH_ROOT/cdb/directory.cdb")" != "$t_directory" ]
 	[ "$(mtime "$BH_ROOT/cdb/domains.cdb")" != "$t_domains" ]
 	assert_equal "$(mtime "$BH_ROOT/cdb/settings.cdb")" "$t_settings"
+	t_directory=$(mtime "$BH_ROOT/cdb/directory.cdb")
+	t_domains=$(mtime "$BH_ROOT/cdb/domains.cdb")
+	printf 'hostname mail.example.com\n' | cfg_add settings
+	run make -s -C "$BH_ROOT/cdb"
+	assert_success
+	[ "$(mtime "$BH_ROOT/cdb/settings.cdb")" != "$t_settings" ]
+	[ "$(mtime "$BH_ROOT/cdb/domains.cdb")" != "$t_domains" ]
+	assert_equal "$(mtime "$BH_ROOT/cdb/directory.cdb")" "$t_directory"
+	t_settings=$(mtime "$BH_ROOT/cdb/settings.cdb")
 	rm "$BH_ROOT/cdb/filters.cdb"
 	run make -s -C "$BH_ROOT/cdb"
 	assert_success
 	[ -f "$BH_ROOT/cdb/filters.cdb" ]
 	assert_equal "$(mtime "$BH_ROOT/cdb/settings.cdb")" "$t_settings"
+	assert_equal "$(mtime "$BH_ROOT/cdb/directory.cdb")" "$t_directory"
 }
 
 @test "a rebuilt .cdb replaces the old one atomically: open readers keep the old, lookups see the new" {
