@@ -749,9 +749,15 @@ message_check(struct session *s, const struct net_data *d)
 	if (d != NULL && d->has_long_line)
 		return reply_error(s, 554, "5.6.0", "Message refused: line longer "
 		    "than %d octets", DATA_LINE_MAX), -1;
-	if (s->is_oversize)
+	if (s->is_oversize) {
+		/* past max-session-size the session has had its share: the
+		 * next MAIL is answered 421 */
+		if (s->srv->max_session_size > 0 && s->nbytes + s->msg_bytes >
+		    (unsigned long long)s->srv->max_session_size)
+			s->nbytes = s->srv->max_session_size;
 		return reply_error(s, 552, "5.3.4", "Message size exceeds fixed "
 		    "maximum message size"), -1;
+	}
 	if (s->hdr.nreceived + 1 > s->srv->max_hops)
 		return reply_error(s, 554, "5.4.6", "Too many hops (%d Received: "
 		    "lines)", s->hdr.nreceived), -1;
