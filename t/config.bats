@@ -361,3 +361,92 @@ EOF2
 	assert_equal "$(stat -c %a "$BH_ROOT/cdb/directory.cdb")" 600
 	assert_equal "$(stat -c %a "$BH_ROOT/cdb/settings.cdb")" 644
 }
+
+@test "record shapes, names and the remaining value types are checked" {
+	cfg_set settings <<'EOF2'
+hostname
+remote-port 70000
+max-remote ten
+dns 127.0.0.1:53,nameserver
+smarthost [10.0.0.1]:25,bad..host
+log-level smtp=max,*=loud
+tracking-days 7w
+EOF2
+	cfg_set servers <<'EOF2'
+default listen=127.0.0.1:2525 cert=/x.pem
+default listen=127.0.0.1:2526
+bad/name listen=127.0.0.1:2527
+EOF2
+	cfg_set domains <<'EOF2'
+example.com type=authoritative
+example.com type=shared
+bad_domain! type=authoritative
+sub.example.com type=owned
+policy p1 addresses=%x@example.com
+policy p2 addresses=%u@example.com filter=attr:shoesize=9
+policy p3 addresses=%u@example.com filter=nobody
+EOF2
+	cfg_set directory <<'EOF2'
+person x addresses=x@example.com
+mailbox one two three four five
+mailbox a name=A name=B
+mailbox b accept-from=@@bad
+mailbox Bad-Name! name=x
+EOF2
+	cfg_set connectors <<'EOF2'
+c1 address-space=*,**.net route=dns smarthost=mx.example.com
+c2 address-space=* auth=nopassword schedule="mon-fri 25:00-26:00"
+c3 address-space=* accept-senders=<bad> cost=cheap
+EOF2
+	cfg_set filters <<'EOF2'
+@contoso.com
+@Contoso.COM
+not an address
+EOF2
+	run bh-config -n "$BH_ROOT/cdb/settings"
+	assert_equal "$status" 100
+	assert_line 'settings:1: expected KEY VALUE (quote a value with spaces)'
+	assert_line 'settings:2: remote-port: "70000" is not a port (1-65535)'
+	assert_line 'settings:3: max-remote: "ten" is not a number'
+	assert_line 'settings:4: dns: "nameserver" is not IP or IP:PORT'
+	assert_line 'settings:5: smarthost: "bad..host" is not [IP]:PORT, [IP] or HOST[:PORT]'
+	assert_line 'settings:6: log-level: "*=loud" is not LEVEL or CATEGORY=LEVEL (none, min, medium, max)'
+	assert_line 'settings:7: tracking-days: "7w" is not a number of days (N or Nd)'
+	assert_line 'servers:1: server default: cert= and key= go together'
+	assert_line 'servers:2: server default already defined at line 1'
+	assert_line "servers:3: bad name \"bad/name\" (use letters, digits, '.', '_' and '-')"
+	assert_line 'domains:2: domain example.com already defined at line 1'
+	assert_line 'domains:3: bad domain "bad_domain!"'
+	assert_line 'domains:4: domain sub.example.com: type: "owned" is not one of authoritative|shared'
+	assert_line 'domains:5: policy p1: addresses: "%x@example.com" is not an address pattern (%u, %g, %s, %i in the local part, then @domain)'
+	assert_line 'domains:6: policy p2: filter: mailboxes have no attribute shoesize'
+	assert_line 'domains:7: policy p3: filter: "nobody" is not all, group:NAME or attr:NAME=VALUE'
+	assert_line 'directory:1: unknown kind "person" (mailbox, contact, group or alias)'
+	assert_line 'directory:2: too many words (attributes are written name=value)'
+	assert_line 'directory:3: mailbox a: name given twice'
+	assert_line 'directory:4: mailbox b: accept-from: "@@bad" is not @DOMAIN, an address or a directory name'
+	assert_line "directory:5: bad name \"Bad-Name!\" (use letters, digits, '.', '_' and '-')"
+	assert_line 'connectors:1: connector c1: address-space: "**.net" is not *, *.DOMAIN or DOMAIN'
+	assert_line 'connectors:1: connector c1: route=dns and smarthost= exclude each other'
+	assert_line 'connectors:2: connector c2: auth: "nopassword" is not USER:PASSWORD'
+	assert_line 'connectors:2: connector c2: schedule: "mon-fri 25:00-26:00" is not always, never or a list of [DAYS ]HH:MM-HH:MM'
+	assert_line 'connectors:3: connector c3: accept-senders: "<bad>" is not <>, @DOMAIN, DOMAIN or an address'
+	assert_line 'connectors:3: connector c3: cost: "cheap" is not a number'
+	assert_line 'filters:2: filter @contoso.com already defined at line 1'
+	assert_line 'filters:3: expected one @DOMAIN or ADDRESS per line'
+}
+
+@test "reader limits: attribute names, attribute counts, NUL bytes" {
+	{ printf 'mailbox a Name=x\n'
+	  printf 'mailbox b %s=1\n' "$(head -c 80 /dev/zero | tr '\0' n)"
+	  printf 'mailbox c'; for i in $(seq 1 33); do printf ' a%s=1' "$i"; done; printf '\n'
+	  printf 'mailbox d name=x\0y\n'
+	  printf 'mailbox e =value\n'; } | cfg_set directory
+	run bh-config -n "$BH_ROOT/cdb/directory"
+	assert_equal "$status" 100
+	assert_line 'directory:1: bad attribute name "Name" (use a-z, 0-9 and -)'
+	assert_line 'directory:2: attribute name too long'
+	assert_line 'directory:3: too many attributes (the limit is 32)'
+	assert_line 'directory:4: NUL byte in line'
+	assert_line 'directory:5: attribute without a name'
+}
