@@ -1731,7 +1731,7 @@ struct child {
 static struct child *children;
 static size_t nchildren, children_cap;
 static int wake_pipe[2] = { -1, -1 };
-static volatile sig_atomic_t is_stopping;
+static volatile sig_atomic_t is_stopping, is_reload;
 
 static void
 on_signal(int sig)
@@ -1740,6 +1740,8 @@ on_signal(int sig)
 
 	if (sig == SIGTERM || sig == SIGINT)
 		is_stopping = 1;
+	if (sig == SIGHUP)
+		is_reload = 1;
 	(void)!write(wake_pipe[1], "x", 1);
 	errno = err;
 }
@@ -1796,30 +1798,67 @@ listen_one(const char *item)
 	return fd;
 }
 
-static size_t
-listen_all(const struct server *srv, int *fds)
+/* The bound listen= addresses; SIGHUP brings them in line with the record:
+ * kept addresses keep their socket, new ones are bound, gone ones closed.
+ * Sessions run in their own processes and are never touched. */
+struct listener {
+	char addr[160];
+	int fd;
+};
+
+static struct listener listeners[LISTEN_MAX];
+static size_t nlisteners;
+
+static int
+listener_take(const char *addr)
 {
+	size_t i;
+	int fd;
+
+	for (i = 0; i < nlisteners; i++)
+		if (listeners[i].fd >= 0 && strcmp(listeners[i].addr, addr) == 0) {
+			fd = listeners[i].fd;
+			listeners[i].fd = -1;
+			return fd;
+		}
+	if ((fd = listen_one(addr)) >= 0)
+		log_event("listening", "address=%s", log_quote(addr));
+	return fd;
+}
+
+/* Binds the record's listen= list. At start a failure is fatal; on a
+ * reload the address is left out and logged. */
+static void
+listen_update(const struct server *srv, int is_start)
+{
+	struct listener next[LISTEN_MAX];
 	const char *p = server_get(srv, "listen");
-	char item[160];
-	size_t n = 0;
+	size_t n = 0, i;
 
 	if (*p == '\0')
 		die(EXIT_PERM, 0, "server %s has no listen= address", srv->name);
 	while (*p != '\0' && n < LISTEN_MAX) {
 		size_t len = strcspn(p, ", ");
-		snprintf(item, sizeof item, "%.*s", (int)len, p);
+		snprintf(next[n].addr, sizeof next[n].addr, "%.*s", (int)len, p);
 		p += len;
 		while (*p == ',' || *p == ' ')
 			p++;
-		if (item[0] == '\0')
+		if (next[n].addr[0] == '\0')
 			continue;
-		if ((fds[n] = listen_one(item)) < 0)
-			die(EXIT_TEMP, errno, "unable to listen on %s", item);
-		log_event("listening", "server=%s address=%s", log_quote(srv->name),
-		    log_quote(item));
-		n++;
+		if ((next[n].fd = listener_take(next[n].addr)) >= 0)
+			n++;
+		else if (is_start)
+			die(EXIT_TEMP, errno, "unable to listen on %s", next[n].addr);
+		else
+			log_event("warning", "msg=\"unable to listen\" address=%s "
+			    "error=%s", log_quote(next[n].addr),
+			    log_quote(strerror(errno)));
 	}
-	return n;
+	for (i = 0; i < nlisteners; i++)
+		if (listeners[i].fd >= 0)
+			close(listeners[i].fd);
+	memcpy(listeners, next, n * sizeof next[0]);
+	nlisteners = n;
 }
 
 static void
@@ -1852,8 +1891,7 @@ refuse_busy(const struct server *srv, int fd, const char *ip, const char *why)
 }
 
 static void
-child_start(struct server *srv, int fd, const char *ip, const int *fds,
-    size_t nfds)
+child_start(struct server *srv, int fd, const char *ip)
 {
 	pid_t pid = fork();
 	size_t i;
@@ -1863,8 +1901,8 @@ child_start(struct server *srv, int fd, const char *ip, const int *fds,
 		return;
 	}
 	if (pid == 0) {
-		for (i = 0; i < nfds; i++)
-			close(fds[i]);
+		for (i = 0; i < nlisteners; i++)
+			close(listeners[i].fd);
 		close(wake_pipe[0]);
 		close(wake_pipe[1]);
 		signal(SIGTERM, SIG_DFL);
@@ -1881,7 +1919,7 @@ child_start(struct server *srv, int fd, const char *ip, const int *fds,
 }
 
 static void
-accept_one(struct server *srv, int lfd, const int *fds, size_t nfds)
+accept_one(struct server *srv, int lfd)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof ss;
@@ -1908,7 +1946,7 @@ accept_one(struct server *srv, int lfd, const int *fds, size_t nfds)
 	else if (children_from(ip) >= (size_t)srv->max_per_ip)
 		refuse_busy(srv, fd, ip, " from your address");
 	else
-		child_start(srv, fd, ip, fds, nfds);
+		child_start(srv, fd, ip);
 }
 
 static void
@@ -1925,7 +1963,7 @@ signals_setup(void)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGCHLD, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);	/* settings are reread per connection */
+	sigaction(SIGHUP, &sa, NULL);
 }
 
 /* Accepts until SIGTERM, then lets the sessions in progress finish. */
@@ -1933,26 +1971,31 @@ static void
 serve(struct server *srv)
 {
 	struct pollfd p[LISTEN_MAX + 1];
-	int fds[LISTEN_MAX];
-	size_t n = listen_all(srv, fds), i;
+	size_t n, i;
 	char drain[64];
 
-	for (i = 0; i < n; i++)
-		p[i] = (struct pollfd){ fds[i], POLLIN, 0 };
-	p[n] = (struct pollfd){ wake_pipe[0], POLLIN, 0 };
+	listen_update(srv, 1);
 	while (!is_stopping) {
+		for (n = 0; n < nlisteners; n++)
+			p[n] = (struct pollfd){ listeners[n].fd, POLLIN, 0 };
+		p[n] = (struct pollfd){ wake_pipe[0], POLLIN, 0 };
 		if (poll(p, n + 1, -1) < 0 && errno != EINTR)
 			die(EXIT_TEMP, errno, "poll");
 		if (p[n].revents)
 			while (read(wake_pipe[0], drain, sizeof drain) > 0)
 				;
 		children_reap();
-		for (i = 0; i < n && !is_stopping; i++)
+		for (i = 0; i < n && !is_stopping && !is_reload; i++)
 			if (p[i].revents & POLLIN)
-				accept_one(srv, fds[i], fds, n);
+				accept_one(srv, listeners[i].fd);
+		if (is_reload && !is_stopping) {
+			is_reload = 0;
+			if (server_load(srv, srv->name) == 1)
+				listen_update(srv, 0);
+		}
 	}
-	for (i = 0; i < n; i++)
-		close(fds[i]);
+	for (i = 0; i < nlisteners; i++)
+		close(listeners[i].fd);
 	log_event("stopping", "server=%s sessions=%zu", log_quote(srv->name),
 	    nchildren);
 	while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)

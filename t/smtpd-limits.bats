@@ -174,3 +174,34 @@ mail_of() {	# mail_of BYTES — a message of about BYTES bytes
 	assert_equal "$(ls "$BH_ROOT/spool/msg" | wc -l)" 1000
 	assert_equal "$(cat "$BH_ROOT"/log/track/* | grep -c 'event=received')" 1000
 }
+
+@test "max-errors sets the number of refusals before 421" {
+	smtpd_server default listen=127.0.0.1:2525 max-errors=3
+	run smtpd_inetd < <(for i in $(seq 5); do printf 'BOGUS\r\n'; done)
+	assert_equal "$(grep -c '^500 5.5.2 ' <<<"$output")" 3
+	assert_line --regexp '^421 4\.7\.0 '
+}
+
+@test "SIGHUP rebinds a changed listen= without dropping the session in progress" {
+	port=$(free_port)
+	port2=$(free_port)
+	smtpd_server default listen=127.0.0.1:$port
+	bh-smtpd -s default 2>>"$BATS_TEST_TMPDIR/smtpd.log" &
+	pid=$!
+	kill_on_teardown $pid
+	wait_until 10 smtpd_listening 127.0.0.1 "$port"
+	coproc CHAT { smtpd_chat 127.0.0.1 "$port"; }
+	read -r -u "${CHAT[0]}" greeting
+	smtpd_server default listen=127.0.0.1:$port2,127.0.0.2:$port2
+	kill -HUP "$pid"
+	wait_until 10 smtpd_listening 127.0.0.2 "$port2"
+	smtpd_listening 127.0.0.1 "$port2"
+	run smtpd_listening 127.0.0.1 "$port"
+	assert_failure
+	printf '%s\n' '> EHLO x' '> MAIL FROM:<a@ok.example>' '> RCPT TO:<demo@example.com>' '> DATA' \
+		'>> Subject: after reload' '>> ' '>> x' '> .' '> QUIT' >&"${CHAT[1]}"
+	exec {CHAT[1]}>&-
+	run cat <&"${CHAT[0]}"
+	assert_line --regexp '^250 2\.6\.0 '
+	assert_equal "$(queue_count incoming)" 1
+}

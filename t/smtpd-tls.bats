@@ -134,3 +134,15 @@ tls_server() {
 	tail -c "$(stat -c %s "$BATS_TEST_TMPDIR/msg.lf")" "$file" | cmp - "$BATS_TEST_TMPDIR/msg.lf"
 	grep -q 'with ESMTPSA id' "$file"
 }
+
+@test "plaintext-auth=yes offers AUTH before STARTTLS on a TLS server" {
+	tls_server plaintext-auth=yes
+	run smtpd_chat 127.0.0.1 "$port" <<-EOF
+	> EHLO x
+	> AUTH PLAIN $(printf '\0rfine\0pw1' | base64 -w0)
+	> QUIT
+	EOF
+	assert_line '250-STARTTLS'
+	assert_line '250-AUTH PLAIN LOGIN'
+	assert_line '235 2.7.0 Authentication successful'
+}
