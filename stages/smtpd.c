@@ -1079,8 +1079,10 @@ cmd_rcpt(void *v, char *args)
 	struct smtp_rcpt_params rp;
 	struct smtp_error err;
 
-	if (!s->has_mail || s->has_bdat)
+	if (!s->has_mail)
 		return reply_error(s, 503, "5.5.1", "Need MAIL command first");
+	if (s->has_bdat)
+		return reply_error(s, 503, "5.5.1", "RCPT after BDAT");
 	if (smtp_path(&p, "TO", path, sizeof path) < 0)
 		return reply_error(s, 501, "5.5.4", "Syntax: RCPT TO:<address>");
 	if (addr_parse(path, rcpt, sizeof rcpt, ADDR_ALLOW_POSTMASTER) < 0)
@@ -1348,11 +1350,15 @@ auth_response(struct session *s, const char *challenge, const char *initial,
 {
 	char line[LINE_MAX_CMD];
 	const char *text = initial;
+	ssize_t n;
 
 	if (text == NULL) {
 		smtp_reply(s->net, 334, NULL, "%s", challenge);
-		if (net_line(s->net, line, sizeof line) < 0)
+		if ((n = net_line(s->net, line, sizeof line)) == -1)
 			return -1;
+		if (n < 0)
+			return reply_error(s, 500, "5.5.2", "Bad AUTH response "
+			    "line"), 0;
 		if (smtp_trace)
 			smtp_trace(0, "***");
 		text = line;
@@ -1630,6 +1636,7 @@ session_loop(struct session *s)
 	ssize_t n;
 
 	while (!s->is_closing) {
+		s->net->timeout_sec = s->srv->command_timeout;
 		if ((n = net_line(s->net, line, sizeof line)) == -1) {
 			smtp_reply(s->net, 421, "4.4.2", "%s Error: timeout or "
 			    "connection lost", server_host(s->srv));
@@ -1706,8 +1713,9 @@ session_run(struct server *srv, int rfd, int wfd, const char *peer)
 	snprintf(s.peer, sizeof s.peer, "%s", peer);
 	net_init(&net, rfd, wfd, srv->command_timeout);
 	session_open_config();
-	log_event("connect", "peer=%s server=%s", log_quote(peer),
-	    log_quote(srv->name));
+	if (loglevel_on("smtp", LOGLEVEL_MEDIUM))
+		log_event("connect", "peer=%s server=%s", log_quote(peer),
+		    log_quote(srv->name));
 	s.is_relay_client = access_match(&s, server_get(srv, "relay-from"));
 	if (session_admit(&s) == 0) {
 		smtp_reply(&net, 220, NULL, "%s ESMTP %s", server_host(srv),
@@ -1717,8 +1725,9 @@ session_run(struct server *srv, int rfd, int wfd, const char *peer)
 	transaction_reset(&s);
 	net_flush(&net);
 	net_tls_end(&net);
-	log_event("disconnect", "peer=%s messages=%lld", log_quote(peer),
-	    s.nmessages);
+	if (loglevel_on("smtp", LOGLEVEL_MEDIUM))
+		log_event("disconnect", "peer=%s messages=%lld", log_quote(peer),
+		    s.nmessages);
 }
 
 /* ---- listening: one process per connection ---- */
