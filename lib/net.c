@@ -1,5 +1,10 @@
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -341,4 +346,118 @@ net_tls_end(struct net *n)
 	SSL_shutdown(n->ssl);
 	SSL_free(n->ssl);
 	n->ssl = NULL;
+}
+
+int
+net_listen(const char *addr)
+{
+	char host[128];
+	const char *colon = strrchr(addr, ':');
+	struct addrinfo hints = { 0 }, *ai;
+	int fd, on = 1, is_bracketed = addr[0] == '[';
+	size_t hlen;
+
+	if (colon == NULL || (hlen = colon - addr) >= sizeof host ||
+	    hlen < 2 * (size_t)is_bracketed)
+		return -1;
+	memcpy(host, addr + is_bracketed, hlen - 2 * is_bracketed);
+	host[hlen - 2 * is_bracketed] = '\0';
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
+	if (getaddrinfo(host, colon + 1, &hints, &ai) != 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd >= 0 && ai->ai_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
+	if (fd >= 0 && (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on,
+	    sizeof on) < 0 || bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
+	    listen(fd, 256) < 0)) {
+		int err = errno;
+		close(fd);
+		errno = err;
+		fd = -1;
+	}
+	freeaddrinfo(ai);
+	return fd;
+}
+
+void
+net_peer_text(const struct sockaddr_storage *ss, char *out, size_t cap)
+{
+	const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
+
+	out[0] = '\0';
+	if (ss->ss_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr,
+		    out, cap);
+	else if (ss->ss_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
+		inet_ntop(AF_INET, &in6->sin6_addr.s6_addr[12], out, cap);
+	else if (ss->ss_family == AF_INET6)
+		inet_ntop(AF_INET6, &in6->sin6_addr, out, cap);
+}
+
+int
+net_cidr_match(const char *entry, const char *ip)
+{
+	unsigned char net[16], addr[16];
+	char host[64];
+	const char *slash = strchr(entry, '/');
+	size_t hlen = slash ? (size_t)(slash - entry) : strlen(entry);
+	int family = strchr(entry, ':') ? AF_INET6 : AF_INET;
+	int bits = family == AF_INET ? 32 : 128, i;
+
+	if (hlen >= sizeof host)
+		return 0;
+	memcpy(host, entry, hlen);
+	host[hlen] = '\0';
+	if (slash != NULL)
+		bits = atoi(slash + 1);
+	if (inet_pton(family, host, net) != 1 || inet_pton(family, ip, addr) != 1 ||
+	    bits < 0 || bits > (family == AF_INET ? 32 : 128))
+		return 0;
+	for (i = 0; bits >= 8; i++, bits -= 8)
+		if (net[i] != addr[i])
+			return 0;
+	return bits == 0 || ((net[i] ^ addr[i]) & (0xff00 >> bits)) == 0;
+}
+
+/* ip as a socket address for getnameinfo. Its length, or 0. */
+static socklen_t
+net_sockaddr(const char *ip, struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof *ss);
+	if (inet_pton(AF_INET, ip, &((struct sockaddr_in *)ss)->sin_addr) == 1) {
+		ss->ss_family = AF_INET;
+		return sizeof(struct sockaddr_in);
+	}
+	if (inet_pton(AF_INET6, ip, &((struct sockaddr_in6 *)ss)->sin6_addr) == 1) {
+		ss->ss_family = AF_INET6;
+		return sizeof(struct sockaddr_in6);
+	}
+	return 0;
+}
+
+int
+net_confirmed_name(const char *ip, char *out, size_t cap)
+{
+	struct addrinfo hints = { 0 }, *res, *ai;
+	char name[256], back[INET6_ADDRSTRLEN];
+	struct sockaddr_storage ss;
+	socklen_t len = net_sockaddr(ip, &ss);
+	int rc = -1;
+
+	if (len == 0 || getnameinfo((struct sockaddr *)&ss, len, name,
+	    sizeof name, NULL, 0, NI_NAMEREQD) != 0)
+		return -1;
+	hints.ai_socktype = SOCK_STREAM;
+	if (getaddrinfo(name, NULL, &hints, &res) != 0)
+		return -1;
+	for (ai = res; ai != NULL && rc < 0; ai = ai->ai_next)
+		if (getnameinfo(ai->ai_addr, ai->ai_addrlen, back, sizeof back,
+		    NULL, 0, NI_NUMERICHOST) == 0 && strcmp(back, ip) == 0)
+			rc = snprintf(out, cap, "%s", name) < (int)cap ? 0 : -1;
+	freeaddrinfo(res);
+	return rc;
 }

@@ -8,6 +8,7 @@
  * commands go out together and in order (RFC 2920).
  */
 #include <stddef.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include <openssl/ssl.h>
@@ -75,5 +76,23 @@ int net_tls_accept(struct net *n, SSL *ssl);
 
 /* Closes the TLS layer politely (not the descriptors). */
 void net_tls_end(struct net *n);
+
+/* Network endpoints. */
+
+/* A listening socket (non-blocking, close-on-exec) for "IP:PORT" or
+ * "[IPv6]:PORT" ("0.0.0.0:PORT" = every address; an IPv6 socket is IPv6
+ * only, so "[::]:25" and "0.0.0.0:25" can both be bound). fd, or -1. */
+int net_listen(const char *addr);
+
+/* The numeric text of an address; IPv4-mapped IPv6 is shown as IPv4. */
+void net_peer_text(const struct sockaddr_storage *ss, char *out, size_t cap);
+
+/* Does ip (text) lie in entry, "NET/BITS" or "IP" (IPv4 or IPv6)? 1 or 0. */
+int net_cidr_match(const char *entry, const char *ip);
+
+/* The host name of ip by its reverse lookup, confirmed by a forward lookup
+ * that leads back to ip (the resolver of the system). 0, or -1 when there
+ * is none or it does not confirm. */
+int net_confirmed_name(const char *ip, char *out, size_t cap);
 
 #endif

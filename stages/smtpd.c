@@ -246,65 +246,16 @@ server_load(struct server *srv, const char *name)
 
 /* ---- addresses and access lists ---- */
 
-/* Does ip (text) lie in "NET/BITS" or equal "IP"? */
-static int
-cidr_match(const char *entry, const char *ip)
-{
-	unsigned char net[16], addr[16];
-	char host[64];
-	const char *slash = strchr(entry, '/');
-	size_t hlen = slash ? (size_t)(slash - entry) : strlen(entry);
-	int family = strchr(entry, ':') ? AF_INET6 : AF_INET;
-	int bits = family == AF_INET ? 32 : 128, i;
-
-	if (hlen >= sizeof host)
-		return 0;
-	memcpy(host, entry, hlen);
-	host[hlen] = '\0';
-	if (slash != NULL)
-		bits = atoi(slash + 1);
-	if (inet_pton(family, host, net) != 1 || inet_pton(family, ip, addr) != 1 ||
-	    bits < 0 || bits > (family == AF_INET ? 32 : 128))
-		return 0;
-	for (i = 0; bits >= 8; i++, bits -= 8)
-		if (net[i] != addr[i])
-			return 0;
-	return bits == 0 || ((net[i] ^ addr[i]) & (0xff00 >> bits)) == 0;
-}
-
-/* The peer's host name, when its reverse lookup is confirmed by a forward
- * lookup (the book's connection control by domain). Looked up once. */
+/* The peer's host name, confirmed by a forward lookup (the book's
+ * connection control by domain). Looked up once, and only when a list
+ * holds a domain entry. */
 static const char *
 session_rdns(struct session *s)
 {
-	struct addrinfo hints = { 0 }, *res, *ai;
-	char name[256], ip[INET6_ADDRSTRLEN];
-	struct sockaddr_storage ss = { 0 };
-	socklen_t len;
-
-	if (s->has_rdns)
-		return s->rdns;
+	if (!s->has_rdns && net_confirmed_name(s->peer, s->rdns,
+	    sizeof s->rdns) < 0)
+		s->rdns[0] = '\0';
 	s->has_rdns = 1;
-	if (inet_pton(AF_INET, s->peer, &((struct sockaddr_in *)&ss)->sin_addr) == 1) {
-		ss.ss_family = AF_INET;
-		len = sizeof(struct sockaddr_in);
-	} else if (inet_pton(AF_INET6, s->peer,
-	    &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1) {
-		ss.ss_family = AF_INET6;
-		len = sizeof(struct sockaddr_in6);
-	} else
-		return s->rdns;
-	if (getnameinfo((struct sockaddr *)&ss, len, name, sizeof name, NULL, 0,
-	    NI_NAMEREQD) != 0)
-		return s->rdns;
-	hints.ai_socktype = SOCK_STREAM;
-	if (getaddrinfo(name, NULL, &hints, &res) != 0)
-		return s->rdns;
-	for (ai = res; ai != NULL; ai = ai->ai_next)
-		if (getnameinfo(ai->ai_addr, ai->ai_addrlen, ip, sizeof ip, NULL, 0,
-		    NI_NUMERICHOST) == 0 && strcmp(ip, s->peer) == 0)
-			snprintf(s->rdns, sizeof s->rdns, "%s", name);
-	freeaddrinfo(res);
 	return s->rdns;
 }
 
@@ -321,7 +272,7 @@ access_match(struct session *s, const char *list)
 			memcpy(entry, p, len);
 			entry[len] = '\0';
 			if (isdigit((unsigned char)entry[0]) || strchr(entry, ':')) {
-				if (cidr_match(entry, s->peer))
+				if (net_cidr_match(entry, s->peer))
 					return 1;
 			} else if (*session_rdns(s) != '\0' &&
 			    addr_domain_in(s->rdns, entry[0] == '.' ? entry + 1 : entry))
@@ -1779,34 +1730,6 @@ children_from(const char *ip)
 	return n;
 }
 
-/* Binds one "IP:PORT" ("[IPv6]:PORT"). The socket, or -1. */
-static int
-listen_one(const char *item)
-{
-	char host[128];
-	const char *colon = strrchr(item, ':');
-	struct addrinfo hints = { 0 }, *ai;
-	int fd, on = 1;
-	size_t hlen;
-
-	if (colon == NULL || (hlen = colon - item) >= sizeof host)
-		return -1;
-	memcpy(host, item + (item[0] == '['), hlen - 2 * (item[0] == '['));
-	host[hlen - 2 * (item[0] == '[')] = '\0';
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
-	if (getaddrinfo(host, colon + 1, &hints, &ai) != 0)
-		return -1;
-	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd >= 0 && (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) < 0 ||
-	    bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 256) < 0)) {
-		close(fd);
-		fd = -1;
-	}
-	freeaddrinfo(ai);
-	return fd;
-}
-
 /* The bound listen= addresses; SIGHUP brings them in line with the record:
  * kept addresses keep their socket, new ones are bound, gone ones closed.
  * Sessions run in their own processes and are never touched. */
@@ -1830,7 +1753,7 @@ listener_take(const char *addr)
 			listeners[i].fd = -1;
 			return fd;
 		}
-	if ((fd = listen_one(addr)) >= 0)
+	if ((fd = net_listen(addr)) >= 0)
 		log_event("listening", "address=%s", log_quote(addr));
 	return fd;
 }
@@ -1868,21 +1791,6 @@ listen_update(const struct server *srv, int is_start)
 			close(listeners[i].fd);
 	memcpy(listeners, next, n * sizeof next[0]);
 	nlisteners = n;
-}
-
-static void
-peer_text(const struct sockaddr_storage *ss, char *out, size_t cap)
-{
-	const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
-
-	out[0] = '\0';
-	if (ss->ss_family == AF_INET)
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr,
-		    out, cap);
-	else if (ss->ss_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
-		inet_ntop(AF_INET, &in6->sin6_addr.s6_addr[12], out, cap);
-	else if (ss->ss_family == AF_INET6)
-		inet_ntop(AF_INET6, &in6->sin6_addr, out, cap);
 }
 
 /* Over the limits: one line, no process. */
@@ -1937,7 +1845,7 @@ accept_one(struct server *srv, int lfd)
 
 	if ((fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_CLOEXEC)) < 0)
 		return;
-	peer_text(&ss, ip, sizeof ip);
+	net_peer_text(&ss, ip, sizeof ip);
 	children_reap();
 	server_load(srv, srv->name);	/* limits as configured now */
 	if ((size_t)srv->max_connections + 1 > children_cap) {
@@ -2021,7 +1929,7 @@ serve_inetd(struct server *srv)
 	const char *env = getenv("TCPREMOTEIP");
 
 	if (getpeername(0, (struct sockaddr *)&ss, &len) == 0)
-		peer_text(&ss, ip, sizeof ip);
+		net_peer_text(&ss, ip, sizeof ip);
 	else if (env != NULL)
 		snprintf(ip, sizeof ip, "%s", env);
 	session_run(srv, 0, 1, ip);
