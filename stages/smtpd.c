@@ -1070,6 +1070,17 @@ data_allowed(struct session *s, const char *args, int is_bdat)
 	return 0;
 }
 
+/* The client went away or stalled in the middle of the data: nothing was
+ * accepted, and the session ends. */
+static int
+data_lost(struct session *s)
+{
+	transaction_reset(s);
+	smtp_reply(s->net, 421, "4.4.2", "%s Error: timeout or connection lost "
+	    "during data", server_host(s->srv));
+	return -1;
+}
+
 static int
 cmd_data(void *v, char *args)
 {
@@ -1088,10 +1099,8 @@ cmd_data(void *v, char *args)
 	s->net->timeout_sec = s->srv->data_timeout;
 	rc = net_data(s->net, &d, message_sink, s);
 	s->net->timeout_sec = s->srv->command_timeout;
-	if (rc < 0) {
-		transaction_reset(s);
-		return -1;	/* the client went away: nothing was accepted */
-	}
+	if (rc < 0)
+		return data_lost(s);
 	message_finish(s, &d);
 	return 0;
 }
@@ -1125,7 +1134,7 @@ cmd_bdat(void *v, char *args)
 	if (s->has_mail && s->env.nrcpt > 0 && !s->has_bdat) {
 		if (message_begin(s) < 0) {
 			if (net_read_exact(s->net, size, NULL, NULL) < 0)
-				return -1;
+				return data_lost(s);
 			transaction_reset(s);
 			return reply_error(s, 452, "4.3.1", "Insufficient system "
 			    "storage");
@@ -1133,7 +1142,7 @@ cmd_bdat(void *v, char *args)
 		s->has_bdat = 1;
 	}
 	if (net_read_exact(s->net, size, s->has_bdat ? message_sink : NULL, s) < 0)
-		return transaction_reset(s), -1;
+		return data_lost(s);
 	s->net->timeout_sec = s->srv->command_timeout;
 	if (!s->has_bdat) {
 		data_allowed(s, args, 1);

@@ -205,3 +205,20 @@ mail_of() {	# mail_of BYTES — a message of about BYTES bytes
 	assert_line --regexp '^250 2\.6\.0 '
 	assert_equal "$(queue_count incoming)" 1
 }
+
+@test "a client silent in the middle of DATA past data-timeout gets 421 4.4.2; nothing is queued" {
+	port=$(free_port)
+	smtpd_server default listen=127.0.0.1:$port data-timeout=1s
+	smtpd_start default 127.0.0.1 "$port"
+	run smtpd_chat 127.0.0.1 "$port" <<-EOF
+	> EHLO x
+	> MAIL FROM:<a@ok.example>
+	> RCPT TO:<demo@example.com>
+	> DATA
+	>> Subject: stalled
+	=
+	EOF
+	assert_line --regexp '^421 4\.4\.2 '
+	assert_equal "$(queue_count incoming)" 0
+	assert_equal "$(ls "$BH_ROOT/spool/msg" | wc -l)" 0
+}

@@ -116,9 +116,10 @@ tls_server() {
 	assert_line '250-AUTH PLAIN LOGIN'
 }
 
-@test "a message sent over STARTTLS + AUTH arrives byte for byte in the Maildir" {
+@test "messages sent over STARTTLS + AUTH PLAIN and LOGIN arrive byte for byte in the Maildir" {
 	tls_server
 	printf 'From: rf@example.com\r\nTo: demo@example.com\r\nSubject: bytes\r\n\r\n8bit: \xc3\xa9t\xc3\xa9\r\n.dot\r\nend\r\n' > "$BATS_TEST_TMPDIR/msg"
+	cp "$BATS_TEST_TMPDIR/msg" "$BATS_TEST_TMPDIR/sent"
 	run swaks -s 127.0.0.1 -p "$port" -tls -a PLAIN -au rfine -ap pw1 -f rf@example.com -t demo@example.com --data "$BATS_TEST_TMPDIR/msg"
 	assert_success
 	# swaks ends the data with one more CRLF before the dot: that is the
@@ -133,6 +134,13 @@ tls_server() {
 	tr -d '\r' < "$BATS_TEST_TMPDIR/msg" > "$BATS_TEST_TMPDIR/msg.lf"
 	tail -c "$(stat -c %s "$BATS_TEST_TMPDIR/msg.lf")" "$file" | cmp - "$BATS_TEST_TMPDIR/msg.lf"
 	grep -q 'with ESMTPSA id' "$file"
+	# and once more with AUTH LOGIN
+	rm -f "$file"
+	run swaks -s 127.0.0.1 -p "$port" -tls -a LOGIN -au rf@example.com -ap pw1 -f rf@example.com -t demo@example.com --data "$BATS_TEST_TMPDIR/sent"
+	assert_success
+	bh-categorize -1 && bh-route -1 && bh-local -1
+	file=$(find "$BH_ROOT/mailroot/demo/Maildir/new" -type f)
+	tail -c "$(stat -c %s "$BATS_TEST_TMPDIR/msg.lf")" "$file" | cmp - "$BATS_TEST_TMPDIR/msg.lf"
 }
 
 @test "plaintext-auth=yes offers AUTH before STARTTLS on a TLS server" {
@@ -145,4 +153,20 @@ tls_server() {
 	assert_line '250-STARTTLS'
 	assert_line '250-AUTH PLAIN LOGIN'
 	assert_line '235 2.7.0 Authentication successful'
+}
+
+@test "relaying stays refused after STARTTLS without AUTH" {
+	tls_server
+	run python3 - "$port" <<-'EOF'
+	import smtplib, sys
+	c = smtplib.SMTP("127.0.0.1", int(sys.argv[1]))
+	c.starttls()
+	c.ehlo("x")
+	c.mail("a@target.example")
+	for rcpt in ("relaytest@target.example", "relaytest%target.example@example.com",
+	             "@example.com:relaytest@target.example", "relaytest@[127.0.0.1]"):
+	    print(*c.docmd("RCPT TO:<%s>" % rcpt))
+	c.quit()
+	EOF
+	assert_equal "$(grep -c "^550 b'5.7.1 <.*>: Unable to relay'" <<<"$output")" 4
 }
