@@ -10,6 +10,7 @@ enum {
 	ADDR_LOCAL_MAX = 64,
 	ADDR_DOMAIN_MAX = 255,
 	ADDR_ALLOW_POSTMASTER = 1,	/* bare "postmaster" (RCPT only) */
+	ADDR_UTF8 = 2,			/* UTF-8 allowed (RFC 6531 SMTPUTF8) */
 };
 
 /* The domain part (after the last '@'), or "" when there is none. */
@@ -27,8 +28,13 @@ int addr_local(const char *addr, char *out, size_t cap);
  * literal ([192.0.2.1], [IPv6:...]). The source route is dropped (§C), a
  * quoted local part that needs no quotes is unquoted. The mailbox goes to
  * out. 0, or -1 when the syntax is wrong or it is too long. With
- * ADDR_ALLOW_POSTMASTER a bare "postmaster" (any case) is accepted as is. */
+ * ADDR_ALLOW_POSTMASTER a bare "postmaster" (any case) is accepted as is;
+ * with ADDR_UTF8 local parts and domain labels may hold UTF-8 (valid,
+ * shortest form), as SMTPUTF8 allows. */
 int addr_parse(const char *in, char *out, size_t cap, int flags);
+
+/* 1 when s is all ASCII. */
+int addr_is_ascii(const char *s);
 
 /* 1 when the domain is an address literal. */
 int addr_is_literal(const char *addr);

@@ -520,11 +520,13 @@ transaction_reset(struct session *s)
 static const char *
 received_protocol(const struct session *s)
 {
-	static const char *names[] = { "ESMTP", "ESMTPA", "ESMTPS", "ESMTPSA" };
+	static const char *names[] = { "ESMTP", "ESMTPA", "ESMTPS", "ESMTPSA",
+	    "UTF8SMTP", "UTF8SMTPA", "UTF8SMTPS", "UTF8SMTPSA" };
 
 	if (!s->is_ehlo)
 		return "SMTP";
-	return names[(s->auth_user[0] != '\0') + 2 * (s->tls_desc[0] != '\0')];
+	return names[(s->auth_user[0] != '\0') + 2 * (s->tls_desc[0] != '\0') +
+	    4 * (s->mail.has_smtputf8 != 0)];
 }
 
 static int
@@ -636,6 +638,8 @@ envelope_fields(struct session *s)
 		rc |= envelope_set(e, "ret", s->mail.ret);
 	if (s->mail.envid[0])
 		rc |= envelope_set(e, "envid", s->mail.envid);
+	if (s->mail.has_smtputf8)
+		rc |= envelope_set(e, "smtputf8", "yes");
 	if (s->auth_user[0]) {
 		rc |= envelope_set(e, "auth", s->auth_user);
 		rc |= envelope_set(e, "submitter", s->auth_box);
@@ -796,7 +800,7 @@ ehlo_reply(struct session *s)
 	buf_printf(&b, "%s Hello %s [%s]\n", server_host(s->srv), s->helo,
 	    s->peer[0] ? s->peer : "unknown");
 	buf_printf(&b, "SIZE %lld\nPIPELINING\nDSN\nENHANCEDSTATUSCODES\n"
-	    "8BITMIME\nBINARYMIME\nCHUNKING\n", s->srv->max_size);
+	    "8BITMIME\nBINARYMIME\nCHUNKING\nSMTPUTF8\n", s->srv->max_size);
 	if (tls_offered(s))
 		buf_adds(&b, "STARTTLS\n");
 	if (auth_offered(s))
@@ -861,6 +865,24 @@ sender_filtered(const char *sender)
 	return rc == 1;
 }
 
+/* Parses a path of MAIL or RCPT: UTF-8 only in a transaction that
+ * declared SMTPUTF8 (553 5.6.7 otherwise, RFC 6531 §3.5). 0, or -1 with
+ * the reply sent. */
+static int
+address_parse(struct session *s, const char *path, char *out, size_t cap,
+    int flags, const char *ecode, const char *what)
+{
+	if (s->mail.has_smtputf8)
+		flags |= ADDR_UTF8;
+	if (addr_parse(path, out, cap, flags) == 0)
+		return 0;
+	if (!s->mail.has_smtputf8 && !addr_is_ascii(path) &&
+	    addr_parse(path, out, cap, flags | ADDR_UTF8) == 0)
+		return reply_error(s, 553, "5.6.7", "Non-ASCII %s address needs "
+		    "SMTPUTF8", what), -1;
+	return reply_error(s, 501, ecode, "Bad %s address syntax", what), -1;
+}
+
 /* Session-wide refusals of MAIL. 0 none, -1 one was sent. */
 static int
 mail_allowed(struct session *s)
@@ -916,13 +938,12 @@ cmd_mail(void *v, char *args)
 		return 0;
 	if (smtp_path(&p, "FROM", path, sizeof path) < 0)
 		return reply_error(s, 501, "5.5.4", "Syntax: MAIL FROM:<address>");
-	sender[0] = '\0';
-	if (path[0] != '\0' && addr_parse(path, sender, sizeof sender, 0) < 0)
-		return reply_error(s, 501, "5.1.7", "Bad sender address syntax");
 	if (smtp_mail_parse(p, &s->mail, &err) < 0)
 		return reply_smtp_error(s, &err);
-	if (s->mail.has_smtputf8)
-		return reply_error(s, 555, "5.5.4", "SMTPUTF8 is not supported");
+	sender[0] = '\0';
+	if (path[0] != '\0' && address_parse(s, path, sender, sizeof sender,
+	    0, "5.1.7", "sender") < 0)
+		return 0;
 	directory_refresh(&dir);
 	connectors_refresh(&connectors);
 	if (mail_policy(s, sender) < 0)
@@ -1036,8 +1057,9 @@ cmd_rcpt(void *v, char *args)
 		return reply_error(s, 503, "5.5.1", "RCPT after BDAT");
 	if (smtp_path(&p, "TO", path, sizeof path) < 0)
 		return reply_error(s, 501, "5.5.4", "Syntax: RCPT TO:<address>");
-	if (addr_parse(path, rcpt, sizeof rcpt, ADDR_ALLOW_POSTMASTER) < 0)
-		return reply_error(s, 501, "5.1.3", "Bad recipient address syntax");
+	if (address_parse(s, path, rcpt, sizeof rcpt, ADDR_ALLOW_POSTMASTER,
+	    "5.1.3", "recipient") < 0)
+		return 0;
 	if (smtp_rcpt_parse(p, &rp, &err) < 0)
 		return reply_smtp_error(s, &err);
 	if (s->env.nrcpt >= (size_t)s->srv->max_recipients)

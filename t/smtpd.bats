@@ -37,7 +37,7 @@ msg='From: a@example.net\r\nTo: demo@example.com\r\nSubject: hello there\r\nMess
 @test "EHLO advertises the extensions; HELO gets a plain 250" {
 	run smtpd_inetd < <(printf 'EHLO x.example\r\nHELO y.example\r\nQUIT\r\n')
 	for ext in 'SIZE 10485760' PIPELINING DSN ENHANCEDSTATUSCODES 8BITMIME \
-	    BINARYMIME CHUNKING 'AUTH PLAIN LOGIN' ETRN; do
+	    BINARYMIME CHUNKING SMTPUTF8 'AUTH PLAIN LOGIN' ETRN; do
 		assert_line --regexp "^250[- ]$ext\$"
 	done
 	refute_line --regexp 'STARTTLS'
@@ -88,7 +88,7 @@ msg='From: a@example.net\r\nTo: demo@example.com\r\nSubject: hello there\r\nMess
 }
 
 @test "bad parameters get 501 5.5.4 and unknown ones 555 5.5.4" {
-	run smtpd_inetd < <(printf 'EHLO x\r\nMAIL FROM:<a@example.net> BODY=9BIT\r\nMAIL FROM:<a@example.net> RET=ALL\r\nMAIL FROM:<a@example.net> ENVID=a=b\r\nMAIL FROM:<a@example.net> SIZE=x\r\nMAIL FROM:<a@example.net> RET=FULL RET=HDRS\r\nMAIL FROM:<a@example.net> FOO=1\r\nMAIL FROM:<a@example.net> SMTPUTF8\r\nMAIL FROM:<a@example.net>\r\nRCPT TO:<demo@example.com> NOTIFY=NEVER,SUCCESS\r\nRCPT TO:<demo@example.com> ORCPT=nosemicolon\r\nRCPT TO:<demo@example.com> XYZ=1\r\nQUIT\r\n')
+	run smtpd_inetd < <(printf 'EHLO x\r\nMAIL FROM:<a@example.net> BODY=9BIT\r\nMAIL FROM:<a@example.net> RET=ALL\r\nMAIL FROM:<a@example.net> ENVID=a=b\r\nMAIL FROM:<a@example.net> SIZE=x\r\nMAIL FROM:<a@example.net> RET=FULL RET=HDRS\r\nMAIL FROM:<a@example.net> FOO=1\r\nMAIL FROM:<a@example.net> SMTPUTF8=yes\r\nMAIL FROM:<a@example.net>\r\nRCPT TO:<demo@example.com> NOTIFY=NEVER,SUCCESS\r\nRCPT TO:<demo@example.com> ORCPT=nosemicolon\r\nRCPT TO:<demo@example.com> XYZ=1\r\nQUIT\r\n')
 	assert_equal "$(grep -c '^501 5.5.4 Bad MAIL parameter value' <<<"$output")" 5
 	assert_equal "$(grep -c '^555 5.5.4 ' <<<"$output")" 3
 	assert_line '501 5.5.4 Bad NOTIFY parameter'
@@ -214,4 +214,16 @@ msg='From: a@example.net\r\nTo: demo@example.com\r\nSubject: hello there\r\nMess
 	grep -q 'in "AUTH PLAIN \*\*\*"' "$BATS_TEST_TMPDIR/smtpd-inetd.log"
 	run grep -c AGRlbW8Ac2VjcmV0 "$BATS_TEST_TMPDIR/smtpd-inetd.log"
 	assert_output 0
+}
+
+@test "SMTPUTF8: UTF-8 addresses need the parameter (553 5.6.7), and the envelope records it" {
+	run smtpd_inetd < <(printf 'EHLO x\r\nMAIL FROM:<j\xc3\xb6e@ex\xc3\xa4mple.net>\r\nMAIL FROM:<j\xc0\xafe@example.net> SMTPUTF8\r\nMAIL FROM:<j\xc3\xb6e@ex\xc3\xa4mple.net> SMTPUTF8\r\nRCPT TO:<demo@example.com>\r\nDATA\r\nSubject: \xc3\xa9t\xc3\xa9\r\n\r\nx\r\n.\r\nQUIT\r\n')
+	assert_line '553 5.6.7 Non-ASCII sender address needs SMTPUTF8'
+	assert_line '501 5.1.7 Bad sender address syntax'
+	assert_line "$(printf '250 2.1.0 Sender <j\xc3\xb6e@ex\xc3\xa4mple.net> OK')"
+	assert_line --regexp '^250 2\.6\.0 '
+	id=$(incoming_ids)
+	assert_equal "$(incoming_field "$id" smtputf8)" yes
+	assert_equal "$(incoming_field "$id" sender)" "$(printf 'j\xc3\xb6e@ex\xc3\xa4mple.net')"
+	grep -q 'with UTF8SMTP id' "$BH_ROOT/spool/msg/$id"
 }
