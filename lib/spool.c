@@ -18,6 +18,8 @@
 
 volatile int spool_stop_requested;
 
+enum { SPOOL_LOCK_WAIT_MS = 100 };
+
 int
 write_all(int fd, const void *p, size_t len)
 {
@@ -337,6 +339,26 @@ spool_next(struct spool *s, char *name, size_t cap, int once)
 	}
 }
 
+/* Waits for the flock of fd, but not forever: bh-queue holds one only for
+ * a rename (microseconds), so a lock held longer belongs to a process of
+ * this stage itself (a parent that read the envelope, then forked the
+ * worker calling us). Rather than deadlock, the caller goes on unlocked. */
+static int
+lock_briefly(int fd)
+{
+	struct timespec pause = { 0, 1000000 };	/* 1 ms */
+	int i;
+
+	for (i = 0; i < SPOOL_LOCK_WAIT_MS; i++) {
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+			return 0;
+		if (errno != EWOULDBLOCK && errno != EINTR)
+			return -1;
+		nanosleep(&pause, NULL);
+	}
+	return 0;
+}
+
 int
 spool_lock(const struct spool *s, const char *name)
 {
@@ -345,13 +367,12 @@ spool_lock(const struct spool *s, const char *name)
 
 	if ((fd = openat(s->newfd, name, O_RDONLY | O_CLOEXEC)) < 0)
 		return -1;
-	while (flock(fd, LOCK_EX) < 0)
-		if (errno != EINTR) {
-			err = errno;
-			close(fd);
-			errno = err;
-			return -1;
-		}
+	if (lock_briefly(fd) < 0) {
+		err = errno;
+		close(fd);
+		errno = err;
+		return -1;
+	}
 	/* bh-queue renames under the same lock: if the name no longer leads
 	 * to the file we locked, it took the envelope before us */
 	if (fstat(fd, &held) < 0 || fstatat(s->newfd, name, &named, 0) < 0 ||

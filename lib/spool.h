@@ -60,7 +60,12 @@ int spool_retry_all(struct spool *s);
  * take the envelope away while the stage works on it. The fd, to be kept
  * open until the input has left new/ (after stage_done or stage_defer
  * removed it), then closed; or -1 with errno ENOENT when the envelope is
- * gone (bh-queue renamed it first: the stage must not act on it). */
+ * gone (bh-queue renamed it first: the stage must not act on it).
+ * A lock still held after 100 ms is not bh-queue's (it holds one only for a
+ * rename) but this stage's own, e.g. a parent process that read the
+ * envelope before forking the caller: the fd is then returned unlocked
+ * instead of waiting forever. Such a parent should close its lock (the
+ * child holds its own) or read without one. */
 int spool_lock(const struct spool *s, const char *name);
 
 /* Set by SIGTERM/SIGINT (stage_start installs the handlers). */

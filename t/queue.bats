@@ -312,3 +312,46 @@ setup() {
 	run bh-queue requeue contoso.com
 	assert_failure 100
 }
+
+@test "a destination failing at a closed port: view, freeze, retry, thaw, delete --ndr" {
+	closed=$(free_port)
+	printf 'out address-space=* cost=1 smarthost=[127.0.0.1]:%s\n' "$closed" >> "$BH_ROOT/cdb/connectors"
+	config_make
+	printf 'Subject: far\nMessage-ID: <far@example.com>\n\nbody\n' |
+	    bh-inject -f demo@example.com x@remote.test
+	bh-categorize -1 2>/dev/null
+	bh-route -1 2>/dev/null
+	bh-remote -1 2>/dev/null
+	id=$(ls "$BH_ROOT/spool/remote/retry/")
+	run squeezed bh-queue
+	assert_line --regexp "^out 1 [0-9]+ [0-9]+s Retry [0-9T:Z-]+ 4\\.4\\.1 connect to \\[127\\.0\\.0\\.1\\]:$closed: Connection refused\$"
+	run squeezed bh-queue list out
+	assert_line --index 1 --regexp "^$id out Retry [0-9T:Z-]+ [0-9]+s [0-9]+ demo@example.com x@remote.test\$"
+	run bh-queue show "$id"
+	assert_line 'dest out'
+	assert_line --regexp '^x@remote\.test  deferred  4\.4\.1  4\.4\.1 connect to '
+	assert_line 'Message-ID: <far@example.com>'
+	# frozen: retry moves the mail to new/, but bh-remote does not send it
+	run bh-queue freeze out
+	assert_output 'frozen destination out'
+	run bh-queue retry out
+	assert_output "retry remote/$id"
+	bh-remote -1 2>/dev/null
+	run squeezed bh-queue
+	assert_line --regexp '^out 1 [0-9]+ [0-9]+s Frozen - frozen by administrator$'
+	run bh-queue thaw out
+	assert_line --index 0 'thawed destination out'
+	run bh-queue delete "$id" --ndr
+	assert_success
+	assert_output "deleted remote/$id, failure report for 1 recipient"
+	assert_equal "$(queue_count remote)" 0
+	bh-ndr -1 2>/dev/null
+	bh-categorize -1 2>/dev/null
+	bh-route -1 2>/dev/null
+	bh-local -1 2>/dev/null
+	run cat "$BH_ROOT"/mailroot/demo/Maildir/new/*
+	assert_line --partial 'Final-Recipient: rfc822; x@remote.test'
+	assert_line --partial 'Status: 5.7.1'
+	run bh-track --message-id far@example.com
+	assert_line --regexp "^  [0-9T:Z-]+ deleted   id=$id status=\"deleted by administrator\"\$"
+}
