@@ -698,6 +698,8 @@ message_accepted(struct session *s)
 static int
 message_check(struct session *s, const struct net_data *d)
 {
+	if (!s->hdr.is_done && s->hdr.len > 0)
+		header_field(&s->hdr);	/* a message that is all header */
 	if (d != NULL && d->has_bare)
 		return reply_error(s, 554, "5.6.0", "Message refused: bare CR or "
 		    "LF in data (lines must end in CRLF)"), -1;
@@ -1478,10 +1480,32 @@ etrn_matches(const struct envelope *e, const char *node, int mode)
 	return 0;
 }
 
-/* Moves the envelopes of spool/remote/SUB for node into new/. The count
- * moved, or -1. */
+/* One ETRN request as it walks the queues. */
+struct etrn {
+	const struct session *s;
+	const char *node;
+	int mode, newfd, nmoved, ndenied;
+};
+
+/* Connectors with trigger-accounts= release their mail only to those
+ * accounts (an authenticated user or its mailbox); others to anyone, as
+ * ETRN has no authentication of its own (RFC 1985). */
 static int
-etrn_move(const char *sub, int newfd, const char *node, int mode)
+etrn_permitted(const struct etrn *t, const struct envelope *e)
+{
+	const char *name = envelope_get(e, "connector");
+	const struct connector *c = name ? connectors_find(&connectors, name) : NULL;
+	const char *list = c ? attrs_get(&c->attrs, "trigger-accounts") : NULL;
+
+	if (list == NULL || *list == '\0')
+		return 1;
+	return t->s->auth_user[0] != '\0' && (list_has(list, t->s->auth_user) ||
+	    list_has(list, t->s->auth_box));
+}
+
+/* Moves the envelopes of spool/remote/SUB for the node into new/. 0 or -1. */
+static int
+etrn_move(struct etrn *t, const char *sub)
 {
 	char path[PATH_MAX];
 	struct dirent *d;
@@ -1497,34 +1521,37 @@ etrn_move(const char *sub, int newfd, const char *node, int mode)
 		if (d->d_name[0] == '.')
 			continue;
 		if (envelope_read(&e, dirfd(dp), d->d_name) == 0 &&
-		    etrn_matches(&e, node, mode) &&
-		    renameat(dirfd(dp), d->d_name, newfd, d->d_name) == 0)
-			n++;
+		    etrn_matches(&e, t->node, t->mode)) {
+			if (!etrn_permitted(t, &e))
+				t->ndenied++;
+			else if (renameat(dirfd(dp), d->d_name, t->newfd,
+			    d->d_name) == 0)
+				n++;
+		}
 		envelope_free(&e);
 	}
 	if (n > 0)
 		spool_fsync_dir(dirfd(dp));
 	closedir(dp);
-	return n;
+	t->nmoved += n;
+	return 0;
 }
 
 static int
-etrn_run(const char *node, int mode)
+etrn_run(struct etrn *t)
 {
 	char path[PATH_MAX];
-	int newfd, a, b;
+	int rc;
 
 	if (root_path(path, sizeof path, "spool/remote/new") < 0 ||
-	    (newfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+	    (t->newfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 		return -1;
-	a = etrn_move("hold", newfd, node, mode);
-	b = etrn_move("retry", newfd, node, mode);
-	if ((a > 0 || b > 0) && spool_fsync_dir(newfd) < 0)
-		a = -1;
-	close(newfd);
-	if (a < 0 || b < 0)
-		return -1;
-	return a + b;
+	connectors_refresh(&connectors);
+	rc = etrn_move(t, "hold") | etrn_move(t, "retry");
+	if (t->nmoved > 0 && spool_fsync_dir(t->newfd) < 0)
+		rc = -1;
+	close(t->newfd);
+	return rc;
 }
 
 static int
@@ -1535,7 +1562,7 @@ cmd_etrn(void *v, char *args)
 	    ETRN_QUEUE : ETRN_DOMAIN;
 	const char *node = args + (mode != ETRN_DOMAIN);
 	char check[ADDR_MAX], parsed[ADDR_MAX];
-	int n;
+	struct etrn t = { 0 };
 
 	if (!s->srv->is_etrn)
 		return reply_error(s, 502, "5.5.1", "ETRN not available");
@@ -1551,12 +1578,18 @@ cmd_etrn(void *v, char *args)
 	if (mode != ETRN_QUEUE && domain_accepted(node) == 1)
 		return reply_error(s, 459, "4.7.1", "%s: node not allowed: a "
 		    "local domain", node);
-	if ((n = etrn_run(node, mode)) < 0)
+	t.s = s;
+	t.node = node;
+	t.mode = mode;
+	if (etrn_run(&t) < 0)
 		return reply_error(s, 458, "4.3.0", "Unable to queue messages for "
 		    "node %s", node);
-	log_event("etrn", "peer=%s node=%s moved=%d", log_quote(s->peer),
-	    log_quote(args), n);
-	if (n == 0)
+	log_event("etrn", "peer=%s node=%s moved=%d denied=%d",
+	    log_quote(s->peer), log_quote(args), t.nmoved, t.ndenied);
+	if (t.nmoved == 0 && t.ndenied > 0)
+		return reply_error(s, 459, "4.7.1", "%s: node not allowed: "
+		    "authenticate as a trigger account", node);
+	if (t.nmoved == 0)
 		return smtp_reply(s->net, 251, "2.0.0", "OK, no messages waiting "
 		    "for node %s", node), 0;
 	return smtp_reply(s->net, 250, "2.0.0", "Queuing for node %s started",

@@ -227,3 +227,17 @@ msg='From: a@example.net\r\nTo: demo@example.com\r\nSubject: hello there\r\nMess
 	assert_equal "$(incoming_field "$id" sender)" "$(printf 'j\xc3\xb6e@ex\xc3\xa4mple.net')"
 	grep -q 'with UTF8SMTP id' "$BH_ROOT/spool/msg/$id"
 }
+
+@test "ETRN for a connector with trigger-accounts needs one of those accounts (459 4.7.1)" {
+	printf 'fourth address-space=fourthcoffee.example cost=1 smarthost=[127.0.0.1]:2600 hold=yes trigger-accounts=fourthadmin\n' >> "$BH_ROOT/cdb/connectors"
+	smtpd_user fourthadmin fa@example.com pw
+	mkdir -p "$BH_ROOT/spool/remote/hold"
+	printf 'sender a@example.com\ndest fourth\nconnector fourth\nrcpt x@fourthcoffee.example state=remote\n' > "$BH_ROOT/spool/remote/hold/m1"
+	run smtpd_inetd < <(printf 'EHLO x\r\nETRN fourthcoffee.example\r\nQUIT\r\n')
+	assert_line '459 4.7.1 fourthcoffee.example: node not allowed: authenticate as a trigger account'
+	assert [ -f "$BH_ROOT/spool/remote/hold/m1" ]
+	auth=$(printf '\0fa@example.com\0pw' | base64 -w0)
+	run smtpd_inetd < <(printf 'EHLO x\r\nAUTH PLAIN %s\r\nETRN #fourth\r\nQUIT\r\n' "$auth")
+	assert_line '250 2.0.0 Queuing for node fourth started'
+	assert [ -f "$BH_ROOT/spool/remote/new/m1" ]
+}
