@@ -265,7 +265,7 @@ int
 smtp_mail_parse(const char *p, struct smtp_mail_params *m,
     struct smtp_error *err)
 {
-	char key[32], value[600];
+	char key[32] = "", value[600] = "";
 	int rc;
 
 	memset(m, 0, sizeof *m);
@@ -337,7 +337,7 @@ int
 smtp_rcpt_parse(const char *p, struct smtp_rcpt_params *r,
     struct smtp_error *err)
 {
-	char key[32], value[600];
+	char key[32] = "", value[600] = "";
 	int rc;
 
 	memset(r, 0, sizeof *r);

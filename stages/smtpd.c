@@ -1829,26 +1829,28 @@ listen_update(const struct server *srv, int is_start)
 {
 	struct listener next[LISTEN_MAX];
 	const char *p = server_get(srv, "listen");
+	char addr[sizeof next[0].addr];
 	size_t n = 0, i;
+	int fd;
 
 	if (*p == '\0')
 		die(EXIT_PERM, 0, "server %s has no listen= address", srv->name);
 	while (*p != '\0' && n < LISTEN_MAX) {
 		size_t len = strcspn(p, ", ");
-		snprintf(next[n].addr, sizeof next[n].addr, "%.*s", (int)len, p);
+		snprintf(addr, sizeof addr, "%.*s", (int)len, p);
 		p += len;
 		while (*p == ',' || *p == ' ')
 			p++;
-		if (next[n].addr[0] == '\0')
+		if (addr[0] == '\0')
 			continue;
-		if ((next[n].fd = listener_take(next[n].addr)) >= 0)
-			n++;
-		else if (is_start)
-			die(EXIT_TEMP, errno, "unable to listen on %s", next[n].addr);
+		if ((fd = listener_take(addr)) >= 0) {
+			memcpy(next[n].addr, addr, sizeof addr);
+			next[n++].fd = fd;
+		} else if (is_start)
+			die(EXIT_TEMP, errno, "unable to listen on %s", addr);
 		else
 			log_event("warning", "msg=\"unable to listen\" address=%s "
-			    "error=%s", log_quote(next[n].addr),
-			    log_quote(strerror(errno)));
+			    "error=%s", log_quote(addr), log_quote(strerror(errno)));
 	}
 	for (i = 0; i < nlisteners; i++)
 		if (listeners[i].fd >= 0)
