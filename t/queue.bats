@@ -14,7 +14,7 @@ setup() {
 	    'size 1000' 'rcpt demo@example.com state=new'
 	envelope_put_in incoming new - 'sender a@example.com' "arrived $((NOW - 100))" \
 	    'size 2072' 'rcpt demo@example.com state=new'
-	envelope_put_in route new - 'sender a@example.com' "arrived $((NOW - 30))" \
+	envelope_put_in route new - 'sender a@example.com' "arrived $((NOW - 300))" \
 	    'size 10' 'rcpt demo@example.com state=local box=demo'
 	envelope_put_in local retry $((NOW + 600)) 'sender a@example.com' \
 	    "arrived $((NOW - 7300))" 'size 5' 'rcpt demo@example.com state=deferred'
@@ -22,7 +22,7 @@ setup() {
 	assert_success
 	assert_line --index 0 'QUEUE MESSAGES SIZE OLDEST STATE NEXT-ATTEMPT INFO'
 	assert_line --index 1 'incoming 2 3.0K 1h01m Ready - awaiting directory lookup'
-	assert_line --index 2 'route 1 10 30s Ready - waiting to be routed'
+	assert_line --index 2 'route 1 10 5m Ready - waiting to be routed'
 	assert_line --index 3 "local 1 5 2h01m Retry $(utc $((NOW + 600))) local delivery"
 	assert_line --index 4 'ndr 0 0 - Ready - delivery reports to build'
 	assert_line --index 5 'badmail 0 0 - Ready - reports that could not be delivered'
@@ -67,13 +67,13 @@ setup() {
 
 @test "held, scheduled and frozen destinations show their state" {
 	envelope_put_in remote hold - 'sender a@example.com' 'dest etrn-site' 'size 7' \
-	    "arrived $((NOW - 5))" 'rcpt x@etrn.example state=remote'
+	    "arrived $((NOW - 600))" 'rcpt x@etrn.example state=remote'
 	envelope_put_in remote scheduled $((NOW + 3600)) 'sender a@example.com' \
-	    'dest night' 'size 9' "arrived $((NOW - 5))" 'rcpt x@night.example state=remote'
+	    'dest night' 'size 9' "arrived $((NOW - 600))" 'rcpt x@night.example state=remote'
 	state_put quiet Frozen 'frozen by administrator' 0 $NOW
 	run squeezed bh-queue
-	assert_line 'etrn-site 1 7 5s Held - remote delivery'
-	assert_line "night 1 9 5s Scheduled $(utc $((NOW + 3600))) remote delivery"
+	assert_line 'etrn-site 1 7 10m Held - remote delivery'
+	assert_line "night 1 9 10m Scheduled $(utc $((NOW + 3600))) remote delivery"
 	assert_line 'quiet 0 0 - Frozen - frozen by administrator'
 }
 
@@ -89,18 +89,18 @@ setup() {
 }
 
 @test "list enumerates a queue's messages, at most -n of them" {
-	a=$(envelope_put_in local new - 'sender a@example.com' 'size 10' "arrived $((NOW - 10))" \
+	a=$(envelope_put_in local new - 'sender a@example.com' 'size 10' "arrived $((NOW - 600))" \
 	    'rcpt demo@example.com state=local box=demo' 'rcpt postmaster@example.com state=local box=postmaster')
-	b=$(envelope_put_in local retry $((NOW + 60)) 'sender <>' 'size 20' "arrived $((NOW - 5))" \
+	b=$(envelope_put_in local retry $((NOW + 60)) 'sender <>' 'size 20' "arrived $((NOW - 300))" \
 	    'rcpt demo@example.com state=deferred')
-	c=$(envelope_put_in local frozen - 'sender c@example.com' 'size 30' "arrived $((NOW - 1))" \
+	c=$(envelope_put_in local frozen - 'sender c@example.com' 'size 30' "arrived $((NOW - 120))" \
 	    'rcpt demo@example.com state=local')
 	run squeezed bh-queue list local
 	assert_success
 	assert_line --index 0 'ID QUEUE STATE NEXT-ATTEMPT AGE SIZE SENDER RECIPIENTS'
-	assert_line --index 1 "$a local Ready - 10s 10 a@example.com demo@example.com,postmaster@example.com"
-	assert_line --index 2 "$b local Retry $(utc $((NOW + 60))) 5s 20 <> demo@example.com"
-	assert_line --index 3 "$c local Frozen - 1s 30 c@example.com demo@example.com"
+	assert_line --index 1 "$a local Ready - 10m 10 a@example.com demo@example.com,postmaster@example.com"
+	assert_line --index 2 "$b local Retry $(utc $((NOW + 60))) 5m 20 <> demo@example.com"
+	assert_line --index 3 "$c local Frozen - 2m 30 c@example.com demo@example.com"
 	run squeezed bh-queue list local -n 1
 	assert_line --index 1 --partial "$a local Ready"
 	assert_line --index 2 '(2 more not shown)'
@@ -142,7 +142,7 @@ setup() {
 }
 
 @test "a frozen message is not delivered until it is thawed" {
-	id=$(envelope_put_in local new - 'sender a@example.com' 'msgid <f1@example.com>' \
+	id=$(envelope_put_in local new - 'sender a@example.com' 'msgid <f1@example.com>' "arrived $((NOW - 600))" \
 	    'rcpt demo@example.com state=local box=demo')
 	run bh-queue freeze "$id"
 	assert_success
@@ -151,7 +151,7 @@ setup() {
 	run bh-local -1
 	assert_equal "$(maildir_count demo)" 0
 	run squeezed bh-queue
-	assert_line 'local 1 45 0s Frozen - local delivery'
+	assert_line 'local 1 45 10m Frozen - local delivery'
 	run bh-queue freeze "$id"
 	assert_output "local/$id is already Frozen"
 	run bh-queue thaw "$id"
@@ -175,14 +175,14 @@ setup() {
 
 @test "freeze and thaw a destination" {
 	r=$(envelope_put_in remote retry $((NOW + 900)) 'sender a@example.com' 'dest contoso.com' \
-	    'rcpt x@contoso.com state=deferred code=4.3.2')
+	    "arrived $((NOW - 600))" 'rcpt x@contoso.com state=deferred code=4.3.2')
 	run bh-queue freeze contoso.com
 	assert_success
 	assert_output 'frozen destination contoso.com'
 	run grep -c '^state Frozen$' "$BH_ROOT/spool/state/contoso.com"
 	assert_output 1
 	run squeezed bh-queue
-	assert_line 'contoso.com 1 45 0s Frozen - frozen by administrator'
+	assert_line 'contoso.com 1 45 10m Frozen - frozen by administrator'
 	run bh-queue thaw contoso.com
 	assert_success
 	assert_line --index 0 'thawed destination contoso.com'
