@@ -1245,6 +1245,9 @@ cmd_vrfy(void *v, char *args)
 	directory_refresh(&dir);
 	if (directory_lookup(&dir, addr, kind, sizeof kind, name, sizeof name) == 1)
 		return smtp_reply(s->net, 250, "2.1.5", "<%s>", addr), 0;
+	if (domain_accepted(addr_domain(addr)) != 1)
+		return smtp_reply(s->net, 252, "2.5.2", "<%s>: not a local "
+		    "address; will accept message and attempt delivery", addr), 0;
 	return reply_error(s, 550, "5.1.1", "<%s>: User unknown", addr);
 }
 

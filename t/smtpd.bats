@@ -64,9 +64,10 @@ msg='From: a@example.net\r\nTo: demo@example.com\r\nSubject: hello there\r\nMess
 	assert_equal "$(grep -c '^502 5.5.1 Command not implemented' <<<"$output")" 3
 	assert_line '252 2.5.2 Cannot VRFY user, but will accept message and attempt delivery'
 	smtpd_server default listen=127.0.0.1:2525 vrfy=yes
-	run smtpd_inetd < <(printf 'EHLO x\r\nVRFY <demo@example.com>\r\nVRFY nobody@example.com\r\nQUIT\r\n')
+	run smtpd_inetd < <(printf 'EHLO x\r\nVRFY <demo@example.com>\r\nVRFY nobody@example.com\r\nVRFY someone@far.example\r\nQUIT\r\n')
 	assert_line '250 2.1.5 <demo@example.com>'
 	assert_line '550 5.1.1 <nobody@example.com>: User unknown'
+	assert_line '252 2.5.2 <someone@far.example>: not a local address; will accept message and attempt delivery'
 }
 
 @test "NOOP, RSET and HELP answer 250/214 and RSET forgets the transaction" {
