@@ -5,7 +5,8 @@
  *
  *	error: connector open: relay=yes with address-space * ... Fix: ...
  *
- * reads   cdb/settings.cdb servers.cdb domains.cdb connectors.cdb
+ * reads   cdb/settings.cdb servers.cdb domains.cdb connectors.cdb, and the
+ *         sources' times (a source newer than its .cdb is not in force)
  * writes  stdout: the findings, or "no problems found"
  * exit    0 clean; 1 warnings only; 2 errors; 111 a database is unreadable
  */
@@ -17,12 +18,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <limits.h>
 
 #include "attr.h"
 #include "buf.h"
 #include "conf.h"
 #include "connector.h"
 #include "log.h"
+#include "root.h"
 
 enum { CLEAN = 0, WARNINGS = 1, ERRORS = 2 };
 
@@ -538,6 +542,32 @@ check_auth(struct config *c)
 	}
 }
 
+/* A source edited after its database was compiled is not in force yet. */
+static void
+check_compiled(void)
+{
+	static const char *sources[] = { "settings", "servers", "domains",
+	    "directory", "connectors", "filters" };
+	char src[PATH_MAX], db[PATH_MAX];
+	struct stat s, d;
+	size_t i;
+
+	for (i = 0; i < sizeof sources / sizeof sources[0]; i++) {
+		if (root_path(src, sizeof src, "cdb/%s", sources[i]) < 0 ||
+		    root_path(db, sizeof db, "cdb/%s.cdb", sources[i]) < 0 ||
+		    stat(src, &s) < 0)
+			continue;
+		if (stat(db, &d) < 0 || s.st_mtim.tv_sec > d.st_mtim.tv_sec ||
+		    (s.st_mtim.tv_sec == d.st_mtim.tv_sec &&
+		    s.st_mtim.tv_nsec > d.st_mtim.tv_nsec))
+			finding(WARNINGS, "cdb/%s changed after cdb/%s.cdb was "
+			    "compiled: the stages (and this check) still use the "
+			    "old configuration. Fix: run make -C cdb (bh-config "
+			    "reports any error in the source).", sources[i],
+			    sources[i]);
+	}
+}
+
 static void
 check_settings(void)
 {
@@ -567,6 +597,7 @@ main(int argc, char **argv)
 	check_star(&c);
 	check_auth(&c);
 	check_settings();
+	check_compiled();
 	if (worst == CLEAN)
 		printf("no problems found\n");
 	return worst;

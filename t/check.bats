@@ -116,3 +116,10 @@ add() {
 	assert_line --index 1 --partial 'warning: no connector has address-space *'
 	assert_equal "${#lines[@]}" 2
 }
+
+@test "a source changed after it was compiled" {
+	touch -d '+1 minute' "$BH_ROOT/cdb/filters"
+	run bh-check
+	assert_failure 1
+	assert_output 'warning: cdb/filters changed after cdb/filters.cdb was compiled: the stages (and this check) still use the old configuration. Fix: run make -C cdb (bh-config reports any error in the source).'
+}
