@@ -1006,7 +1006,10 @@ consider(struct sched *s, const char *name, time_t now)
 	it->next = s->hash[h];
 	s->hash[h] = it;
 	it->state = ITEM_SEEN;	/* unreadable: left alone until it changes */
-	if (stage_read(s->st, name, &e) < 0) {
+	/* no stage_read here: its lock would be inherited by the worker that
+	 * takes the envelope (flock belongs to the open file), and only the
+	 * worker may hold the envelope against bh-queue */
+	if (envelope_read(&e, s->st->in.newfd, name) < 0) {
 		if (errno != ENOENT)
 			log_event("error", "id=%s msg=\"unreadable envelope\"", name);
 		else
