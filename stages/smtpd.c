@@ -1289,7 +1289,7 @@ cmd_starttls(void *v, char *args)
 		return -1;
 	}
 	tls_describe(s->net->ssl, s->tls_desc, sizeof s->tls_desc);
-	log_event("tls", "peer=%s %s", log_quote(s->peer), log_quote(s->tls_desc));
+	log_event("tls", "peer=%s tls=%s", log_quote(s->peer), log_quote(s->tls_desc));
 	/* RFC 3207 §4.2: forget what was said before */
 	transaction_reset(s);
 	s->helo[0] = s->auth_user[0] = s->auth_box[0] = '\0';
