@@ -82,4 +82,65 @@ int queue_table_row(struct queue_table *t, const char *const *cells);
 /* Prints the rows (two spaces between columns) and frees the table. */
 void queue_table_print(struct queue_table *t);
 
+/* ---- the summary: one line per queue and remote destination ---- */
+
+struct queue_line {
+	char name[256];		/* the queue, or the destination */
+	int is_dest;
+	const char *info;	/* a queue's meaning, or a destination's error */
+	long long count, bytes, nnew, nretry, nfrozen, nheld, nscheduled;
+	time_t oldest, next_retry, next_scheduled;
+	char state[16];		/* Ready Retry Frozen Held Scheduled Unreachable */
+	char error[512];	/* a destination's last error */
+	time_t next;		/* the next attempt, 0 = none */
+};
+
+struct queue_summary {
+	struct queue_line *v;
+	size_t n, cap;
+};
+
+/* Whether name is one of incoming, route, local, ndr, badmail. */
+int queue_is_fixed(const char *name);
+
+/* Builds the summary as of now: the fixed queues in pipeline order, then
+ * the destinations by name (those of remote envelopes, and those with a
+ * state file), each with its state. A destination in Retry for
+ * unreachable_after seconds or more is Unreachable. 0, or -1 with errno. */
+int queue_summary_build(struct queue_summary *s, time_t now,
+    long long unreachable_after);
+void queue_summary_free(struct queue_summary *s);
+
+/* ---- selecting envelopes, and acting on each ---- */
+
+enum { QUEUE_ACT_PASSES = 5 };
+
+struct queue_match {
+	char queue[16], sub[16], name[256];
+	time_t mtime;
+};
+
+struct queue_selection {
+	const char *id;		/* a message id (queue_name_matches), or NULL */
+	const char *dest;	/* a remote destination, or NULL */
+	const char *subs;	/* sub-folders as " new retry " (blank-framed) */
+	const char *queues;	/* queues as " route local ", NULL = all */
+	struct queue_match *v;
+	size_t n, cap;
+};
+
+/* Fills s->v (s->n) with the matching envelopes. 0 or -1. */
+int queue_select(struct queue_selection *s);
+
+/* Runs act on every selected envelope; act returns 0, or -1 with errno.
+ * An envelope that moved under us (ENOENT: a stage passed it on; EEXIST: a
+ * stage is in the middle of deferring it; EBUSY: a stage holds it) is
+ * looked for again, up to QUEUE_ACT_PASSES times, so a message is caught
+ * in its new place. The number acted on, with *nbusy the envelopes a stage
+ * still held at the end; -1 when act failed otherwise (*failed says on
+ * which envelope, errno why). */
+int queue_act(struct queue_selection *s, int (*act)(const struct queue_match *),
+    int *nbusy, struct queue_match *failed);
+void queue_selection_free(struct queue_selection *s);
+
 #endif

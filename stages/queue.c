@@ -41,13 +41,7 @@
 #include "stage.h"
 #include "track.h"
 
-enum { UNREACHABLE_AFTER = 3600, HEADERS_MAX = 64 * 1024, TAKE_PASSES = 5 };
-
-static const char *fixed_queues[] = { "incoming", "route", "local", "ndr",
-    "badmail" };
-static const char *fixed_info[] = { "awaiting directory lookup",
-    "waiting to be routed", "local delivery", "delivery reports to build",
-    "reports that could not be delivered" };
+enum { UNREACHABLE_AFTER = 3600, HEADERS_MAX = 64 * 1024 };
 
 static int opt_json, opt_ndr;
 static time_t now;
@@ -104,17 +98,6 @@ is_message_id(const char *s)
 	return strspn(s, "0123456789") == 16 && s[16] == '-';
 }
 
-static int
-is_fixed_queue(const char *s)
-{
-	size_t i;
-
-	for (i = 0; i < sizeof fixed_queues / sizeof fixed_queues[0]; i++)
-		if (strcmp(s, fixed_queues[i]) == 0)
-			return 1;
-	return 0;
-}
-
 static const char *
 sub_state(const char *sub)
 {
@@ -131,193 +114,14 @@ sub_state(const char *sub)
 
 /* ---- the summary: one line per queue and destination ---- */
 
-struct line {
-	char name[DEST_NAME_MAX];
-	int is_dest;
-	const char *info;
-	long long count, bytes, nnew, nretry, nfrozen, nheld, nscheduled;
-	time_t oldest, next_retry, next_scheduled;
-	char state[16], error[512];
-	time_t next;
-};
-
-struct summary {
-	struct line *v;
-	size_t n, cap;
-};
-
-static struct line *
-line_get(struct summary *s, const char *name, int is_dest)
-{
-	size_t i;
-
-	for (i = 0; i < s->n; i++)
-		if (s->v[i].is_dest == is_dest && strcmp(s->v[i].name, name) == 0)
-			return &s->v[i];
-	if (s->n == s->cap) {
-		size_t cap = s->cap ? s->cap * 2 : 16;
-		struct line *v = realloc(s->v, cap * sizeof *v);
-		if (v == NULL)
-			die(EXIT_TEMP, errno, "out of memory");
-		s->v = v;
-		s->cap = cap;
-	}
-	memset(&s->v[s->n], 0, sizeof s->v[0]);
-	snprintf(s->v[s->n].name, sizeof s->v[0].name, "%s", name);
-	s->v[s->n].is_dest = is_dest;
-	return &s->v[s->n++];
-}
-
 static void
-min_time(time_t *t, time_t v)
-{
-	if (*t == 0 || v < *t)
-		*t = v;
-}
-
-static int
-summary_add(const struct queue_entry *q, void *arg)
-{
-	int is_dest = strcmp(q->queue, "remote") == 0;
-	struct line *l = line_get(arg, is_dest ? queue_dest(q) : q->queue,
-	    is_dest);
-
-	l->count++;
-	l->bytes += queue_size(q);
-	min_time(&l->oldest, queue_arrived(q));
-	if (strcmp(q->sub, "new") == 0)
-		l->nnew++;
-	else if (strcmp(q->sub, "retry") == 0) {
-		l->nretry++;
-		min_time(&l->next_retry, q->mtime);
-	} else if (strcmp(q->sub, "frozen") == 0)
-		l->nfrozen++;
-	else if (strcmp(q->sub, "hold") == 0)
-		l->nheld++;
-	else if (strcmp(q->sub, "scheduled") == 0) {
-		l->nscheduled++;
-		min_time(&l->next_scheduled, q->mtime);
-	}
-	return 0;
-}
-
-/* Destinations with a state file but no mail (a frozen link, say). */
-static void
-summary_states(struct summary *s)
-{
-	char path[PATH_MAX];
-	struct dirent *d;
-	DIR *dir;
-
-	if (root_path(path, sizeof path, "spool/state") < 0 ||
-	    (dir = opendir(path)) == NULL)
-		return;
-	while ((d = readdir(dir)) != NULL)
-		if (d->d_name[0] != '.' && strstr(d->d_name, ".tmp") == NULL)
-			line_get(s, d->d_name, 1);
-	closedir(dir);
-}
-
-static void
-state_fixed(struct line *l)
-{
-	snprintf(l->state, sizeof l->state, "Ready");
-	if (l->count > 0 && l->nfrozen == l->count)
-		snprintf(l->state, sizeof l->state, "Frozen");
-	else if (l->nretry > 0 && l->nretry + l->nfrozen == l->count) {
-		snprintf(l->state, sizeof l->state, "Retry");
-		l->next = l->next_retry;
-	}
-}
-
-/* A state file written by hand may hold the error double-quoted. */
-static void
-unquote(char *s)
-{
-	size_t n = strlen(s);
-
-	if (n >= 2 && s[0] == '"' && s[n - 1] == '"') {
-		memmove(s, s + 1, n - 2);
-		s[n - 2] = '\0';
-	}
-}
-
-/* The link state of a destination, from its state file and its mail. */
-static void
-state_dest(struct line *l, long long unreachable_after)
-{
-	struct dest_state st;
-	long long waiting = l->count - l->nfrozen;
-
-	if (dest_read(l->name, &st) < 0)
-		memset(&st, 0, sizeof st);
-	snprintf(l->state, sizeof l->state, "%s", *st.state ? st.state : "Ready");
-	snprintf(l->error, sizeof l->error, "%s", st.error);
-	unquote(l->error);
-	if (strcmp(st.state, "Frozen") == 0)
-		return;
-	if (strcmp(st.state, "Retry") == 0) {
-		l->next = st.next_attempt ? st.next_attempt : l->next_retry;
-		if (st.since != 0 && now - st.since >= unreachable_after)
-			snprintf(l->state, sizeof l->state, "Unreachable");
-	} else if (waiting > 0 && l->nheld == waiting)
-		snprintf(l->state, sizeof l->state, "Held");
-	else if (waiting > 0 && l->nscheduled == waiting) {
-		snprintf(l->state, sizeof l->state, "Scheduled");
-		l->next = l->next_scheduled;
-	} else if (l->count > 0 && waiting == 0)
-		snprintf(l->state, sizeof l->state, "Frozen");
-	else if (waiting > 0 && l->nretry == waiting) {
-		snprintf(l->state, sizeof l->state, "Retry");
-		l->next = l->next_retry;
-	}
-}
-
-static int
-line_cmp(const void *a, const void *b)
-{
-	const struct line *x = a, *y = b;
-
-	return strcmp(x->name, y->name);
-}
-
-static void
-summary_build(struct summary *s)
-{
-	long long after = conf_setting_time("unreachable-after",
-	    UNREACHABLE_AFTER);
-	size_t i, nfixed = sizeof fixed_queues / sizeof fixed_queues[0];
-
-	for (i = 0; i < nfixed; i++)
-		line_get(s, fixed_queues[i], 0)->info = fixed_info[i];
-	for (i = 0; i < nfixed; i++)
-		if (queue_scan(fixed_queues[i], summary_add, s) < 0)
-			die(EXIT_TEMP, errno, "unable to read spool/%s",
-			    fixed_queues[i]);
-	if (queue_scan("remote", summary_add, s) < 0)
-		die(EXIT_TEMP, errno, "unable to read spool/remote");
-	summary_states(s);
-	/* fixed queues keep their order; destinations follow by name */
-	qsort(s->v + nfixed, s->n - nfixed, sizeof s->v[0], line_cmp);
-	for (i = 0; i < s->n; i++) {
-		if (s->v[i].is_dest)
-			state_dest(&s->v[i], after);
-		else
-			state_fixed(&s->v[i]);
-		if (s->v[i].info == NULL)
-			s->v[i].info = *s->v[i].error ? s->v[i].error :
-			    "remote delivery";
-	}
-}
-
-static void
-summary_json(const struct summary *s)
+summary_json(const struct queue_summary *s)
 {
 	size_t i;
 
 	putchar('[');
 	for (i = 0; i < s->n; i++) {
-		const struct line *l = &s->v[i];
+		const struct queue_line *l = &s->v[i];
 		printf("%s{\"queue\":", i ? "," : "");
 		json_str(l->name);
 		printf(",\"type\":\"%s\",\"messages\":%lld,\"bytes\":%lld,"
@@ -341,7 +145,7 @@ summary_json(const struct summary *s)
 }
 
 static void
-summary_plain(const struct summary *s)
+summary_plain(const struct queue_summary *s)
 {
 	static const int right[] = { 0, 1, 1, 1, 0, 0, 0 };
 	struct queue_table t = { 7, 0, 0, right, NULL };
@@ -352,7 +156,7 @@ summary_plain(const struct summary *s)
 
 	queue_table_row(&t, head);
 	for (i = 0; i < s->n; i++) {
-		const struct line *l = &s->v[i];
+		const struct queue_line *l = &s->v[i];
 		const char *row[] = { l->name, count, size, age, l->state,
 		    stamp(l->next), l->info };
 		snprintf(count, sizeof count, "%lld", l->count);
@@ -369,14 +173,16 @@ summary_plain(const struct summary *s)
 static int
 cmd_summary(void)
 {
-	struct summary s = { NULL, 0, 0 };
+	struct queue_summary s;
 
-	summary_build(&s);
+	if (queue_summary_build(&s, now, conf_setting_time("unreachable-after",
+	    UNREACHABLE_AFTER)) < 0)
+		die(EXIT_TEMP, errno, "unable to read the spool");
 	if (opt_json)
 		summary_json(&s);
 	else
 		summary_plain(&s);
-	free(s.v);
+	queue_summary_free(&s);
 	return EXIT_DONE;
 }
 
@@ -477,7 +283,7 @@ cmd_list(const char *which, long limit)
 
 	if (strncmp(which, "remote:", 7) == 0)
 		l.dest = which + 7;
-	else if (!is_fixed_queue(which) && strcmp(which, "remote") != 0)
+	else if (!queue_is_fixed(which) && strcmp(which, "remote") != 0)
 		l.dest = which;
 	if (l.dest != NULL)
 		queue = "remote";
@@ -638,74 +444,6 @@ cmd_show(const char *id)
 
 /* ---- actions: find envelopes, take each with one rename ---- */
 
-struct match {
-	char queue[16], sub[16], name[256];
-	time_t mtime;
-};
-
-struct selection {
-	const char *id;		/* message id, or NULL */
-	const char *dest;	/* remote destination, or NULL */
-	const char *subs;	/* " new retry " style list of sub-folders */
-	const char *queues;	/* " route local " style list, NULL = all */
-	struct match *v;
-	size_t n, cap;
-};
-
-static int
-in_list(const char *list, const char *word)
-{
-	char key[32];
-
-	snprintf(key, sizeof key, " %s ", word);
-	return strstr(list, key) != NULL;
-}
-
-static int
-select_add(const struct queue_entry *q, void *arg)
-{
-	struct selection *s = arg;
-	struct match *m;
-
-	if (s->id != NULL && !queue_name_matches(q->name, s->id))
-		return 0;
-	if (s->dest != NULL && (strcmp(q->queue, "remote") != 0 ||
-	    strcmp(queue_dest(q), s->dest) != 0))
-		return 0;
-	if (!in_list(s->subs, q->sub))
-		return 0;
-	if (s->n == s->cap) {
-		size_t cap = s->cap ? s->cap * 2 : 16;
-		if ((m = realloc(s->v, cap * sizeof *m)) == NULL)
-			return -1;
-		s->v = m;
-		s->cap = cap;
-	}
-	m = &s->v[s->n++];
-	snprintf(m->queue, sizeof m->queue, "%s", q->queue);
-	snprintf(m->sub, sizeof m->sub, "%s", q->sub);
-	snprintf(m->name, sizeof m->name, "%s", q->name);
-	m->mtime = q->mtime;
-	return 0;
-}
-
-static void
-select_run(struct selection *s)
-{
-	static const char *queues[] = { QUEUE_NAMES };
-	size_t i;
-
-	s->n = 0;
-	for (i = 0; i < sizeof queues / sizeof queues[0]; i++) {
-		if (s->dest != NULL && strcmp(queues[i], "remote") != 0)
-			continue;
-		if (s->queues != NULL && !in_list(s->queues, queues[i]))
-			continue;
-		if (queue_scan(queues[i], select_add, s) < 0)
-			die(EXIT_TEMP, errno, "unable to read spool/%s", queues[i]);
-	}
-}
-
 /* Reads the envelope we now own at QUEUE/SUB/NAME. */
 static int
 read_owned(const char *queue, const char *sub, const char *name,
@@ -723,7 +461,7 @@ read_owned(const char *queue, const char *sub, const char *name,
 }
 
 static void
-track_owned(const char *event, const struct match *m, const char *sub,
+track_owned(const char *event, const struct queue_match *m, const char *sub,
     const char *file, const char *status)
 {
 	struct envelope e = ENVELOPE_INIT;
@@ -734,7 +472,7 @@ track_owned(const char *event, const struct match *m, const char *sub,
 }
 
 static int
-act_freeze(const struct match *m)
+act_freeze(const struct queue_match *m)
 {
 	if (queue_take(m->queue, m->sub, m->name, "frozen", NULL) < 0)
 		return -1;
@@ -746,7 +484,7 @@ act_freeze(const struct match *m)
 /* A thawed envelope whose retry time is still to come waits in retry/
  * (rename keeps the mtime); any other goes straight to new/. */
 static int
-act_thaw(const struct match *m)
+act_thaw(const struct queue_match *m)
 {
 	const char *to = m->mtime > now ? "retry" : "new";
 
@@ -758,7 +496,7 @@ act_thaw(const struct match *m)
 }
 
 static int
-act_release(const struct match *m)
+act_release(const struct queue_match *m)
 {
 	if (queue_take(m->queue, "retry", m->name, "new", NULL) < 0)
 		return -1;
@@ -808,7 +546,7 @@ report_deleted(const char *name, struct envelope *e)
 
 /* Puts an envelope we took into tmp/ back where it was. */
 static void
-give_back(const struct match *m, const char *taken)
+give_back(const struct queue_match *m, const char *taken)
 {
 	if (queue_take(m->queue, "tmp", taken, m->sub, m->name) < 0)
 		die(EXIT_TEMP, errno, "unable to put back %s/tmp/%s", m->queue,
@@ -816,7 +554,7 @@ give_back(const struct match *m, const char *taken)
 }
 
 static void
-remove_owned(const struct match *m, const char *taken)
+remove_owned(const struct queue_match *m, const char *taken)
 {
 	char path[PATH_MAX];
 
@@ -829,7 +567,7 @@ remove_owned(const struct match *m, const char *taken)
 /* The envelope is renamed into tmp/ under a name no stage writes, so it
  * is ours alone; only then are its report and removal done. */
 static int
-act_delete(const struct match *m)
+act_delete(const struct queue_match *m)
 {
 	struct envelope e = ENVELOPE_INIT;
 	char taken[320];
@@ -880,7 +618,7 @@ requeue_reset(struct envelope *e)
 }
 
 static int
-act_requeue(const struct match *m)
+act_requeue(const struct queue_match *m)
 {
 	static struct spool route;
 	static int is_open;
@@ -914,36 +652,18 @@ act_requeue(const struct match *m)
 	return 0;
 }
 
-/* Runs act on every selected envelope. An envelope that moved under us
- * (ENOENT: a stage passed it on; EEXIST: a stage is in the middle of
- * deferring it) is looked for again, so a message is caught in its new
- * place. The number acted on; *nbusy counts envelopes a stage held. */
+/* queue_act, dying on trouble other than a stage's race. */
 static int
-act_all(struct selection *s, int (*act)(const struct match *), int *nbusy)
+act_all(struct queue_selection *s, int (*act)(const struct queue_match *),
+    int *nbusy)
 {
-	int pass, again, done = 0;
-	size_t i;
+	struct queue_match failed;
+	int done = queue_act(s, act, nbusy, &failed);
 
-	for (pass = 0; pass < TAKE_PASSES; pass++) {
-		select_run(s);
-		again = *nbusy = 0;
-		for (i = 0; i < s->n; i++) {
-			if (act(&s->v[i]) == 0)
-				done++;
-			else if (errno == ENOENT || errno == EEXIST || errno == EBUSY) {
-				again = 1;
-				*nbusy += errno == EBUSY;
-			} else
-				die(EXIT_TEMP, errno, "unable to move %s/%s/%s",
-				    s->v[i].queue, s->v[i].sub, s->v[i].name);
-		}
-		if (!again)
-			break;
-		usleep(20000 << pass);
-	}
-	free(s->v);
-	s->v = NULL;
-	s->cap = 0;
+	if (done < 0)
+		die(EXIT_TEMP, errno, "unable to move %s/%s/%s", failed.queue,
+		    failed.sub, failed.name);
+	queue_selection_free(s);
 	return done;
 }
 
@@ -953,7 +673,7 @@ act_all(struct selection *s, int (*act)(const struct match *), int *nbusy)
 static int
 message_result(const char *id, int done, int nbusy, const char *already)
 {
-	struct selection s = { id, NULL, already, NULL, NULL, 0, 0 };
+	struct queue_selection s = { id, NULL, already, NULL, NULL, 0, 0 };
 
 	if (nbusy > 0) {
 		fprintf(stderr, "bh-queue: %s: a stage is working on it, "
@@ -963,7 +683,8 @@ message_result(const char *id, int done, int nbusy, const char *already)
 	if (done > 0)
 		return EXIT_DONE;
 	if (already != NULL) {
-		select_run(&s);
+		if (queue_select(&s) < 0)
+			die(EXIT_TEMP, errno, "unable to read the spool");
 		if (s.n > 0) {
 			printf("%s/%s is already %s\n", s.v[0].queue, s.v[0].name,
 			    sub_state(s.v[0].sub));
@@ -988,7 +709,7 @@ dest_check(const char *dest, struct dest_state *st)
 static int
 cmd_freeze(const char *arg)
 {
-	struct selection s = { arg, NULL, " new retry ", NULL, NULL, 0, 0 };
+	struct queue_selection s = { arg, NULL, " new retry ", NULL, NULL, 0, 0 };
 	struct dest_state st;
 	int done, nbusy;
 
@@ -1013,7 +734,7 @@ cmd_freeze(const char *arg)
 static int
 release_retries(const char *dest)
 {
-	struct selection s = { NULL, dest, " retry ", NULL, NULL, 0, 0 };
+	struct queue_selection s = { NULL, dest, " retry ", NULL, NULL, 0, 0 };
 	int nbusy;
 
 	return act_all(&s, act_release, &nbusy);
@@ -1022,7 +743,7 @@ release_retries(const char *dest)
 static int
 cmd_thaw(const char *arg)
 {
-	struct selection s = { arg, NULL, " frozen ", NULL, NULL, 0, 0 };
+	struct queue_selection s = { arg, NULL, " frozen ", NULL, NULL, 0, 0 };
 	struct dest_state st;
 	int done, nbusy;
 
@@ -1084,7 +805,7 @@ cmd_retry(const char *dest)
 static int
 cmd_delete(const char *arg)
 {
-	struct selection s = { NULL, NULL, " new retry frozen hold scheduled ",
+	struct queue_selection s = { NULL, NULL, " new retry frozen hold scheduled ",
 	    NULL, NULL, 0, 0 };
 	struct dest_state st;
 	int done, nbusy;
@@ -1105,7 +826,7 @@ cmd_delete(const char *arg)
 static int
 cmd_requeue(const char *id)
 {
-	struct selection s = { id, NULL, " new retry frozen hold scheduled ",
+	struct queue_selection s = { id, NULL, " new retry frozen hold scheduled ",
 	    " route local remote ", NULL, 0, 0 };
 	int done, nbusy;
 
