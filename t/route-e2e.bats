@@ -14,9 +14,9 @@ teardown() {
 	sink_cleanup
 }
 
-# deliver — bh-route -1 then bh-remote -1.
+# deliver — bh-route -1 then bh-remote -1 (a hang fails, not blocks, the run).
 deliver() {
-	bh-route -1 && bh-remote -1
+	bh-route -1 && timeout 30 bh-remote -1
 }
 
 # delivered IP ADDR — runs the stages once more and checks the sink on IP.
@@ -107,7 +107,7 @@ delivered() {
 	assert_equal "$(sink_count 127.0.0.2)" 0
 	run bash -c "printf 'EHLO client.test\r\nETRN branch.test\r\nQUIT\r\n' | bh-smtpd -i"
 	assert_output --partial '250 2.0.0 Queuing for node branch.test started'
-	bh-remote -1
+	timeout 30 bh-remote -1
 	sink_has 127.0.0.2 a@branch.test
 	assert_equal "$(queue_count remote)" 0
 }
