@@ -18,7 +18,7 @@
 
 volatile int spool_stop_requested;
 
-enum { SPOOL_LOCK_WAIT_MS = 100 };
+enum { SPOOL_LOCK_WAIT_MS = 1000 };
 
 int
 write_all(int fd, const void *p, size_t len)
@@ -340,9 +340,9 @@ spool_next(struct spool *s, char *name, size_t cap, int once)
 }
 
 /* Waits for the flock of fd, but not forever: bh-queue holds one only for
- * a rename (microseconds), so a lock held longer belongs to a process of
- * this stage itself (a parent that read the envelope, then forked the
- * worker calling us). Rather than deadlock, the caller goes on unlocked. */
+ * a rename (microseconds), so a lock held for a second belongs to a process
+ * of this stage itself (a parent that read the envelope with a lock, then
+ * forked the worker calling us). Rather than deadlock, go on unlocked. */
 static int
 lock_briefly(int fd)
 {

@@ -61,11 +61,11 @@ int spool_retry_all(struct spool *s);
  * open until the input has left new/ (after stage_done or stage_defer
  * removed it), then closed; or -1 with errno ENOENT when the envelope is
  * gone (bh-queue renamed it first: the stage must not act on it).
- * A lock still held after 100 ms is not bh-queue's (it holds one only for a
- * rename) but this stage's own, e.g. a parent process that read the
- * envelope before forking the caller: the fd is then returned unlocked
- * instead of waiting forever. Such a parent should close its lock (the
- * child holds its own) or read without one. */
+ * A lock still held after a second is not bh-queue's (it holds one only for
+ * a rename) but this stage's own, e.g. a parent process that read the
+ * envelope with a lock before forking the caller (a flock belongs to the
+ * open file, which the child shares): the fd is then returned unlocked
+ * rather than waiting forever. Such a parent must read without a lock. */
 int spool_lock(const struct spool *s, const char *name);
 
 /* Set by SIGTERM/SIGINT (stage_start installs the handlers). */
