@@ -371,7 +371,11 @@ net_listen(const char *addr)
 	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd >= 0 && ai->ai_family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
+	/* SO_REUSEPORT lets "0.0.0.0:25" of one virtual server and
+	 * "192.0.2.1:25" of another coexist (the book's "All Unassigned"):
+	 * Linux hands a connection to the most specific listener */
 	if (fd >= 0 && (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on,
+	    sizeof on) < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on,
 	    sizeof on) < 0 || bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
 	    listen(fd, 256) < 0)) {
 		int err = errno;

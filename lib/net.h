@@ -81,7 +81,9 @@ void net_tls_end(struct net *n);
 
 /* A listening socket (non-blocking, close-on-exec) for "IP:PORT" or
  * "[IPv6]:PORT" ("0.0.0.0:PORT" = every address; an IPv6 socket is IPv6
- * only, so "[::]:25" and "0.0.0.0:25" can both be bound). fd, or -1. */
+ * only, so "[::]:25" and "0.0.0.0:25" can both be bound; a specific address
+ * may be bound beside a wildcard one on the same port, and then gets the
+ * connections made to it). fd, or -1. */
 int net_listen(const char *addr);
 
 /* The numeric text of an address; IPv4-mapped IPv6 is shown as IPv4. */

@@ -227,3 +227,17 @@ battery_session() {
 	run smtpd_inetd 192.0.2.1 < <(printf 'EHLO x\r\nMAIL FROM:<a@ok.example>\r\nRCPT TO:<b@far.example>\r\nQUIT\r\n')
 	assert_line '550 5.7.1 <b@far.example>: Unable to relay'
 }
+
+@test "a server on 0.0.0.0 (All Unassigned) and one on 127.0.0.2 share a port; each gets its own connections" {
+	port=$(free_port)
+	smtpd_server all listen=0.0.0.0:$port banner=all-unassigned
+	smtpd_server inside listen=127.0.0.2:$port banner=inside relay-from=127.0.0.0/8
+	smtpd_start all 127.0.0.3 "$port"
+	smtpd_start inside 127.0.0.2 "$port"
+	run smtpd_chat 127.0.0.2 "$port" <<<'> QUIT'
+	assert_line --index 0 --regexp '^220 .* ESMTP inside$'
+	run smtpd_chat 127.0.0.3 "$port" <<<'> QUIT'
+	assert_line --index 0 --regexp '^220 .* ESMTP all-unassigned$'
+	run smtpd_chat 127.0.0.1 "$port" <<<'> QUIT'
+	assert_line --index 0 --regexp '^220 .* ESMTP all-unassigned$'
+}
