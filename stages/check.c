@@ -542,6 +542,35 @@ check_auth(struct config *c)
 	}
 }
 
+static void
+log_category(const char *item, void *arg)
+{
+	static const char *known[] = { "smtp", "categorize", "route", "queue",
+	    "local", "remote", "ndr", "*" };
+	const char *eq = strchr(item, '=');
+	size_t i, n;
+
+	(void)arg;
+	if (eq == NULL)
+		return;	/* a bare level: the default */
+	n = eq - item;
+	for (i = 0; i < sizeof known / sizeof known[0]; i++)
+		if (strlen(known[i]) == n && strncmp(item, known[i], n) == 0)
+			return;
+	finding(WARNINGS, "settings log-level names the category %.*s, which "
+	    "no stage uses: its level changes nothing. Fix: use smtp, "
+	    "categorize, route, queue, local, remote or ndr.", (int)n, item);
+}
+
+static void
+check_log_level(void)
+{
+	char buf[512];
+
+	if (conf_setting("log-level", NULL, buf, sizeof buf) == 1)
+		each_item(buf, log_category, NULL);
+}
+
 /* A source edited after its database was compiled is not in force yet. */
 static void
 check_compiled(void)
@@ -597,6 +626,7 @@ main(int argc, char **argv)
 	check_star(&c);
 	check_auth(&c);
 	check_settings();
+	check_log_level();
 	check_compiled();
 	if (worst == CLEAN)
 		printf("no problems found\n");

@@ -123,3 +123,11 @@ add() {
 	assert_failure 1
 	assert_output 'warning: cdb/filters changed after cdb/filters.cdb was compiled: the stages (and this check) still use the old configuration. Fix: run make -C cdb (bh-config reports any error in the source).'
 }
+
+@test "a log-level category no stage uses" {
+	echo 'log-level smtp=max,smpt=medium,min' >> "$BH_ROOT/cdb/settings"
+	config_make
+	run bh-check
+	assert_failure 1
+	assert_output 'warning: settings log-level names the category smpt, which no stage uses: its level changes nothing. Fix: use smtp, categorize, route, queue, local, remote or ndr.'
+}
