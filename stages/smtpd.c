@@ -1000,8 +1000,11 @@ rcpt_policy(struct session *s, const char *rcpt)
 	char kind[32], name[256], unresolved[256];
 	int accepted = domain_accepted(addr_domain(rcpt));
 
-	if (!may_relay(s) && (!accepted || addr_has_route(rcpt)))
+	if (!may_relay(s) && (!accepted || addr_has_route(rcpt))) {
+		log_event("relay-denied", "peer=%s rcpt=%s", log_quote(s->peer),
+		    log_quote(rcpt));
 		return reply_error(s, 550, "5.7.1", "<%s>: Unable to relay", rcpt), -1;
+	}
 	if (accepted != 1)
 		return 0;
 	if (directory_lookup(&dir, rcpt, kind, sizeof kind, name, sizeof name) != 0)
@@ -1071,6 +1074,10 @@ cmd_rcpt(void *v, char *args)
 		return 0;
 	if (rcpt_add(s, rcpt, &rp) < 0)
 		return reply_error(s, 452, "4.3.1", "Out of memory");
+	if (loglevel_on("smtp", LOGLEVEL_MEDIUM))
+		log_event("rcpt", "peer=%s sender=%s rcpt=%s", log_quote(s->peer),
+		    log_quote(*s->env.sender ? s->env.sender : "<>"),
+		    log_quote(rcpt));
 	smtp_reply(s->net, 250, "2.1.5", "Recipient <%s> OK", rcpt);
 	return 0;
 }
@@ -1912,8 +1919,17 @@ accept_one(struct server *srv, int lfd)
 	char ip[INET6_ADDRSTRLEN];
 	int fd;
 
-	if ((fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_CLOEXEC)) < 0)
+	if ((fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_CLOEXEC)) < 0) {
+		/* out of descriptors: the connection stays queued, and without
+		 * a pause poll would report it again at once */
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+		    errno == ENOMEM) {
+			log_event("warning", "msg=\"accept failed\" error=%s",
+			    log_quote(strerror(errno)));
+			nanosleep(&(struct timespec){ 0, 100000000 }, NULL);
+		}
 		return;
+	}
 	net_peer_text(&ss, ip, sizeof ip);
 	children_reap();
 	server_load(srv, srv->name);	/* limits as configured now */
