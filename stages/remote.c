@@ -875,6 +875,7 @@ struct item {
 	int state;		/* ITEM_PENDING, ITEM_RUNNING, ITEM_SEEN */
 	time_t not_before;
 	struct item *next;	/* hash chain */
+	struct item *qnext;	/* its destination's pending queue */
 };
 
 enum { ITEM_PENDING, ITEM_RUNNING, ITEM_SEEN };
@@ -882,9 +883,11 @@ enum { ITEM_PENDING, ITEM_RUNNING, ITEM_SEEN };
 struct dsched {
 	char *name;
 	int running, limit;
-	size_t npending;
+	size_t npending, nitems;	/* pending; all items naming it */
+	struct item *qhead, *qtail;	/* pending items, oldest first */
 	time_t not_before;	/* rate pacing between workers */
 	int rate_per_min;
+	struct dsched *next;	/* hash chain */
 };
 
 struct worker {
@@ -897,6 +900,7 @@ struct worker {
 struct sched {
 	struct stage *st;
 	struct item *hash[HASH_SIZE];
+	struct dsched *dhash[HASH_SIZE];
 	struct dsched **dests;
 	size_t ndests, rotor;
 	struct worker *workers;
@@ -942,8 +946,39 @@ item_forget(struct sched *s, struct item *it)
 	while (*p != it)
 		p = &(*p)->next;
 	*p = it->next;
+	if (it->d != NULL)
+		it->d->nitems--;
 	free(it->name);
 	free(it);
+}
+
+static void
+item_pend(struct item *it)
+{
+	struct dsched *d = it->d;
+
+	it->state = ITEM_PENDING;
+	it->qnext = NULL;
+	if (d->qtail != NULL)
+		d->qtail->qnext = it;
+	else
+		d->qhead = it;
+	d->qtail = it;
+	d->npending++;
+}
+
+static struct item *
+item_unpend(struct dsched *d)
+{
+	struct item *it = d->qhead;
+
+	if (it == NULL)
+		return NULL;
+	if ((d->qhead = it->qnext) == NULL)
+		d->qtail = NULL;
+	d->npending--;
+	it->state = ITEM_RUNNING;
+	return it;
 }
 
 static int
@@ -968,15 +1003,17 @@ static struct dsched *
 dest_get(struct sched *s, const char *name, const char *connector)
 {
 	struct dsched *d, **v;
-	size_t i;
+	unsigned h = hash_name(name);
 
-	for (i = 0; i < s->ndests; i++)
-		if (strcmp(s->dests[i]->name, name) == 0)
-			return s->dests[i];
+	for (d = s->dhash[h]; d != NULL; d = d->next)
+		if (strcmp(d->name, name) == 0)
+			return d;
 	if ((v = realloc(s->dests, (s->ndests + 1) * sizeof *v)) == NULL ||
 	    (d = calloc(1, sizeof *d)) == NULL || (d->name = strdup(name)) == NULL)
 		die(EXIT_TEMP, ENOMEM, "out of memory");
 	s->dests = v;
+	d->next = s->dhash[h];
+	s->dhash[h] = d;
 	d->rate_per_min = connector ? connector_rate(connector) : 0;
 	d->limit = d->rate_per_min > 0 ? 1 : s->per_dest;
 	s->dests[s->ndests++] = d;
@@ -993,11 +1030,9 @@ consider(struct sched *s, const char *name, time_t now)
 	unsigned h;
 
 	if (it != NULL) {
-		if (it->state == ITEM_SEEN && it->not_before != 0 &&
-		    it->not_before <= now) {
-			it->state = ITEM_PENDING;
-			it->d->npending++;
-		}
+		if (it->state == ITEM_SEEN && it->d != NULL &&
+		    it->not_before != 0 && it->not_before <= now)
+			item_pend(it);
 		return;
 	}
 	if ((it = calloc(1, sizeof *it)) == NULL || (it->name = strdup(name)) == NULL)
@@ -1021,8 +1056,8 @@ consider(struct sched *s, const char *name, time_t now)
 	if (dest == NULL || *dest == '\0')
 		dest = e.nrcpt > 0 ? addr_domain(e.rcpt[0].addr) : "unknown";
 	it->d = dest_get(s, dest, envelope_get(&e, "connector"));
-	it->state = ITEM_PENDING;
-	it->d->npending++;
+	it->d->nitems++;
+	item_pend(it);
 	envelope_free(&e);
 }
 
@@ -1057,15 +1092,10 @@ launch(struct sched *s, struct dsched *d, size_t slots)
 	if ((w->items = calloc(take, sizeof *w->items)) == NULL ||
 	    (names = calloc(take + 1, sizeof *names)) == NULL)
 		die(EXIT_TEMP, ENOMEM, "out of memory");
-	for (i = 0; i < HASH_SIZE && k < take; i++)
-		for (struct item *it = s->hash[i]; it != NULL && k < take; it = it->next)
-			if (it->d == d && it->state == ITEM_PENDING)
-				w->items[k++] = it;
-	for (i = 0; i < k; i++) {
-		w->items[i]->state = ITEM_RUNNING;
+	while (k < take && (w->items[k] = item_unpend(d)) != NULL)
+		k++;
+	for (i = 0; i < k; i++)
 		names[i] = w->items[i]->name;
-	}
-	d->npending -= k;
 	if ((pid = fork()) < 0)
 		die(EXIT_TEMP, errno, "unable to fork");
 	if (pid == 0) {
@@ -1104,6 +1134,25 @@ launch_all(struct sched *s)
 	}
 }
 
+/* A destination nothing refers to any more: a long-running stage does
+ * not keep every domain it ever saw. */
+static void
+dest_drop(struct sched *s, struct dsched *d)
+{
+	struct dsched **p = &s->dhash[hash_name(d->name)];
+	size_t i;
+
+	while (*p != d)
+		p = &(*p)->next;
+	*p = d->next;
+	for (i = 0; i < s->ndests && s->dests[i] != d; i++)
+		;
+	if (i < s->ndests)
+		s->dests[i] = s->dests[--s->ndests];
+	free(d->name);
+	free(d);
+}
+
 /* A worker ended: what it finished is forgotten (once-mode remembers all:
  * each envelope is tried once per run); what is still in new/ waits. */
 static void
@@ -1127,6 +1176,8 @@ reap_one(struct sched *s, int idx, int status)
 	w->d->running--;
 	if (w->d->rate_per_min > 0)
 		w->d->not_before = now + 60 / w->d->rate_per_min;
+	else if (w->d->nitems == 0 && w->d->running == 0)
+		dest_drop(s, w->d);
 	free(w->items);
 	s->workers[idx] = s->workers[--s->nworkers];
 }
