@@ -355,3 +355,18 @@ setup() {
 	run bh-track --message-id far@example.com
 	assert_line --regexp "^  [0-9T:Z-]+ deleted   id=$id status=\"deleted by administrator\"\$"
 }
+
+@test "an envelope a stage holds locked is left alone: busy, exit 111" {
+	id=$(envelope_put_in remote new - 'sender a@example.com' 'dest d' 'rcpt x@d.example state=remote')
+	# what spool_lock does in a stage working on the envelope
+	( exec 9<"$BH_ROOT/spool/remote/new/$id"; flock 9; exec sleep 30 ) &
+	kill_on_teardown $!
+	wait_until 5 bash -c "! flock -n '$BH_ROOT/spool/remote/new/$id' true"
+	run bh-queue freeze "$id"
+	assert_failure 111
+	assert_output "bh-queue: $id: a stage is working on it, try again"
+	run bh-queue delete "$id"
+	assert_failure 111
+	[ -f "$BH_ROOT/spool/remote/new/$id" ]
+	[ -f "$BH_ROOT/spool/msg/$id" ]
+}
