@@ -336,10 +336,9 @@ connect_fd(struct client *c, const struct sockaddr *sa, socklen_t len,
 	return 0;
 }
 
-int
-client_open(struct client *c, const struct sockaddr *sa, socklen_t len,
-    const struct sockaddr *bind_sa, socklen_t bind_len, const char *host,
-    const char *peer, int timeout_cap)
+static void
+client_init(struct client *c, const char *host, const char *peer,
+    int timeout_cap)
 {
 	struct buf out = c->out;
 
@@ -350,6 +349,14 @@ client_open(struct client *c, const struct sockaddr *sa, socklen_t len,
 	c->timeout_cap = timeout_cap;
 	snprintf(c->host, sizeof c->host, "%s", host);
 	snprintf(c->peer, sizeof c->peer, "%s", peer);
+}
+
+int
+client_open(struct client *c, const struct sockaddr *sa, socklen_t len,
+    const struct sockaddr *bind_sa, socklen_t bind_len, const char *host,
+    const char *peer, int timeout_cap)
+{
+	client_init(c, host, peer, timeout_cap);
 	if (connect_fd(c, sa, len, bind_sa, bind_len) < 0)
 		return -1;
 	if (read_reply(c, CLIENT_T_GREETING, 0) < 0) {
@@ -359,6 +366,20 @@ client_open(struct client *c, const struct sockaddr *sa, socklen_t len,
 		return -1;
 	}
 	return c->code;
+}
+
+int
+client_attach(struct client *c, int fd, const char *host, const char *peer,
+    int timeout_cap)
+{
+	int flags = fcntl(fd, F_GETFL);
+
+	client_init(c, host, peer, timeout_cap);
+	if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
+		return client_fail(c, "4.4.2", "unusable connection: %s",
+		    strerror(errno));
+	c->fd = fd;
+	return read_reply(c, CLIENT_T_GREETING, 0);
 }
 
 static void

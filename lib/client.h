@@ -62,6 +62,11 @@ int client_open(struct client *c, const struct sockaddr *sa, socklen_t len,
     const struct sockaddr *bind_sa, socklen_t bind_len, const char *host,
     const char *peer, int timeout_cap);
 
+/* Takes over a connection that is already open (fd, read and write: the
+ * role reversal of ATRN, RFC 2645) and reads the greeting. Code or -1. */
+int client_attach(struct client *c, int fd, const char *host, const char *peer,
+    int timeout_cap);
+
 /* EHLO name (HELO when use_helo, or when EHLO is refused with 5xx: then
  * the session is plain SMTP). Reply code or -1. */
 int client_hello(struct client *c, const char *name, int use_helo);

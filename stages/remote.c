@@ -28,6 +28,7 @@
  * in hand (its envelope stays in new/ unchanged: at worst delivered twice,
  * never lost) and exit; then the parent exits.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -255,6 +256,25 @@ next_attempt(struct envelope *e, const struct policy *p, time_t now,
 	return when;
 }
 
+/* Set in --turn mode: the input folder is hold/, and a deferred envelope
+ * is rewritten there (it waits for the next ATRN, not for a retry time). */
+static int turn_mode;
+
+static int
+defer_in_place(struct stage *st, const char *name, const struct envelope *e,
+    time_t when)
+{
+	struct buf b = BUF_INIT;
+	int rc = -1, err;
+
+	if (envelope_format(e, &b) == 0)
+		rc = spool_put(&st->in, "retry", name, b.data, b.len, when);
+	err = errno;
+	buf_free(&b);
+	errno = err;
+	return rc;
+}
+
 /* After an attempt: reports, then the envelope is done or deferred.
  * 1 deferred (*when set), 0 finished, -1 left in new/ (spool trouble). */
 static int
@@ -283,7 +303,8 @@ envelope_settle(struct stage *st, const char *name, struct envelope *e,
 			goto trouble;
 		envelope_set(e, "delay-notified", "yes");
 	}
-	if (stage_defer(st, name, e, *when) < 0)
+	if ((turn_mode ? defer_in_place(st, name, e, *when) :
+	    stage_defer(st, name, e, *when)) < 0)
 		goto trouble;
 	return 1;
 trouble:
@@ -821,7 +842,8 @@ worker_one(struct stage *st, struct link *l, const char *name,
 		goto out;
 	dest = envelope_get(&e, "dest");
 	frozen = dest != NULL && dest_frozen(dest);
-	link_prepare(l, &e);
+	if (!turn_mode)
+		link_prepare(l, &e);
 	if (!frozen)
 		attempt(l, &e, name);
 	o->had_session |= l->is_open;
@@ -865,6 +887,98 @@ worker(struct stage *st, const char *dest, char **names, size_t n)
 	if (!spool_stop_requested && l->key[0] != '\0' && !dest_frozen(dest))
 		dest_update(dest, l, &o);
 	_exit(o.spool_trouble || spool_stop_requested ? EXIT_TEMP : EXIT_DONE);
+}
+
+/* ---- ATRN: held mail over a connection the customer opened ---- */
+
+static int
+name_order(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The names in hold/ whose destination is in the comma-separated list. */
+static size_t
+turn_names(int holdfd, const char *dests, char ***out)
+{
+	struct envelope e = ENVELOPE_INIT;
+	struct dirent *d;
+	const char *dest;
+	char **v = NULL, **grown;
+	size_t n = 0, len;
+	DIR *dir;
+	int fd;
+
+	if ((fd = dup(holdfd)) < 0 || (dir = fdopendir(fd)) == NULL)
+		die(EXIT_TEMP, errno, "unable to list spool/remote/hold");
+	while ((d = readdir(dir)) != NULL) {
+		if (d->d_name[0] == '.' || envelope_read(&e, holdfd, d->d_name) < 0)
+			continue;
+		dest = envelope_get(&e, "dest");
+		len = dest ? strlen(dest) : 0;
+		for (const char *p = dests; dest != NULL && *p; p += strcspn(p, ","),
+		    p += *p == ',')
+			if (strncmp(p, dest, len) == 0 && (p[len] == ',' || p[len] == '\0')) {
+				if ((grown = realloc(v, (n + 1) * sizeof *v)) == NULL ||
+				    (grown[n] = strdup(d->d_name)) == NULL)
+					die(EXIT_TEMP, ENOMEM, "out of memory");
+				v = grown;
+				n++;
+				break;
+			}
+		envelope_free(&e);
+	}
+	closedir(dir);
+	if (n > 0)
+		qsort(v, n, sizeof *v, name_order);
+	*out = v;
+	return n;
+}
+
+/* bh-remote --turn DEST,... [NAME]: fd 0 is a connection whose other end
+ * has just had its ATRN accepted (RFC 2645) and now acts as the server.
+ * Held envelopes of those destinations go over it; recipients that are
+ * not delivered stay in hold/ for the next ATRN. */
+static int
+turn(struct stage *st, const char *dests, const char *peer)
+{
+	struct link *l = calloc(1, sizeof *l);
+	struct outcome o = { 0, 0, 0, 0 };
+	struct policy p;
+	char **names;
+	size_t i, n;
+	int holdfd;
+
+	if (l == NULL)
+		die(EXIT_TEMP, ENOMEM, "out of memory");
+	if ((holdfd = openat(st->in.dirfd, "hold", O_RDONLY | O_DIRECTORY |
+	    O_CLOEXEC)) < 0 && (mkdirat(st->in.dirfd, "hold", 0700) < 0 ||
+	    (holdfd = openat(st->in.dirfd, "hold", O_RDONLY | O_DIRECTORY |
+	    O_CLOEXEC)) < 0))
+		die(EXIT_TEMP, errno, "unable to open spool/remote/hold");
+	st->in.newfd = st->in.retryfd = holdfd;
+	turn_mode = 1;
+	policy_read(&p);
+	snprintf(l->helo, sizeof l->helo, "%s", conf_hostname());
+	l->timeout_cap = conf_setting_time("timeout", 0);
+	if (client_attach(&l->c, 0, peer, peer, l->timeout_cap) != 220 ||
+	    session_hello(l, 0) != 0)
+		die(EXIT_TEMP, 0, "no SMTP session after ATRN: %s", l->c.reply);
+	l->is_open = l->resolved = 1;
+	snprintf(l->mta, sizeof l->mta, "%s", peer);
+	n = turn_names(holdfd, dests, &names);
+	for (i = 0; i < n && !spool_stop_requested; i++) {
+		worker_one(st, l, names[i], &p, &o);
+		if (!l->is_open)
+			l->failed = 1;	/* the customer went away: no reconnect */
+		free(names[i]);
+	}
+	free(names);
+	if (l->is_open)
+		client_close(&l->c, 1);
+	log_event("turn", "dests=%s peer=%s messages=%zu", log_quote(dests),
+	    log_quote(peer), n);
+	return o.spool_trouble ? EXIT_TEMP : EXIT_DONE;
 }
 
 /* ---- the scheduler ---- */
@@ -1292,6 +1406,10 @@ main(int argc, char **argv)
 	struct sched s;
 	time_t soonest;
 
+	if (argc >= 3 && argc <= 4 && strcmp(argv[1], "--turn") == 0) {
+		stage_start(&st, "remote", "remote", 1, argv);
+		return turn(&st, argv[2], argc == 4 ? argv[3] : "atrn-client");
+	}
 	stage_start(&st, "remote", "remote", argc, argv);
 	sched_init(&s, &st);
 	while (!spool_stop_requested) {

@@ -325,3 +325,32 @@ smarthost [127.0.0.7] [127.0.0.7]:$SINK_PORT"
 	run cat "$BATS_TEST_TMPDIR/mx1/2.env"
 	assert_line 'rcpt <b@a.test>'
 }
+
+@test "bh-remote --turn delivers held mail over a connection the ATRN client opened" {
+	sink_start cust 127.0.0.5 --reply 'rcpt:b@cust.test=451 4.2.0 later'
+	local id
+	id=$(envelope_put remote 'sender s@example.com' 'dest cust' 'connector cust' \
+		'hops smarthost:[127.0.0.5]' 'rcpt a@cust.test state=remote' \
+		'rcpt b@cust.test state=remote')
+	mkdir -p "$BH_ROOT/spool/remote/hold"
+	mv "$BH_ROOT/spool/remote/new/$id" "$BH_ROOT/spool/remote/hold/$id"
+	envelope_put remote 'sender s@example.com' 'dest other' \
+		'hops smarthost:[127.0.0.5]' 'rcpt c@other.test state=remote' >/dev/null
+	mv "$BH_ROOT"/spool/remote/new/* "$BH_ROOT/spool/remote/hold/"
+	# the connection as bh-smtpd would pass it after "250" to ATRN
+	python3 -c '
+import os, socket, sys
+s = socket.create_connection(("127.0.0.5", int(sys.argv[1])))
+os.dup2(s.fileno(), 0)
+os.execvp("bh-remote", ["bh-remote", "--turn", "cust", "cust.test"])
+' "$SINK_PORT"
+	assert_equal "$(sink_count cust)" 1
+	run cat "$BATS_TEST_TMPDIR/cust/1.env"
+	assert_line 'rcpt <a@cust.test>'
+	refute_line 'rcpt <c@other.test>'
+	# b waits in hold/ for the next ATRN; the other destination is untouched
+	assert_equal "$(ls "$BH_ROOT/spool/remote/hold" | wc -l)" 2
+	grep -q 'rcpt a@cust.test state=delivered .*remote-mta=cust.test' "$BH_ROOT/spool/remote/hold/$id"
+	grep -q 'rcpt b@cust.test state=deferred code=4.2.0 ' "$BH_ROOT/spool/remote/hold/$id"
+	assert_equal "$(queue_count remote)" 2
+}
