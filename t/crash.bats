@@ -74,10 +74,10 @@ crash_drained() {
 	crash_killer &
 	killer=$!
 	kill_on_teardown "$killer"
-	seq 1 500 | xargs -P 2 -I{} sh -c \
+	seq 1 500 | xargs -I{} sh -c \
 		'printf "Subject: crash {}\n\nline crash-{}\n" | bh-inject demo@example.com'
 	# keep killing while the pipeline delivers, not only while it receives
-	wait_until 40 test "$(maildir_count demo)" -ge 350 || true
+	wait_until 40 sv_delivered 350 || true
 	touch "$BATS_TEST_TMPDIR/stop"
 	wait "$killer"
 	wait_until 30 crash_drained || { crash_dump; false; }

@@ -128,7 +128,7 @@ STAGES="categorize local ndr remote route"
 	config_make
 	kill -HUP "$SV_PID"
 	wait_until 15 test ! -e "$BH_ROOT/service/smtpd-other"
-	wait_until 10 test -z "$(sv_runsv_pid smtpd-other)"
+	wait_until 10 sv_runsv_gone smtpd-other
 	assert_equal "$(sv_count bh-smtpd)" 1
 	assert_equal "$(sv_runsvdir_pid)" "$runsvdir"
 }

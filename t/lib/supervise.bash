@@ -66,6 +66,11 @@ sv_count() {
 	sv_procs | awk -v c="$1" '$2 == c' | wc -l
 }
 
+# True once demo's Maildir/new holds at least N messages.
+sv_delivered() {
+	[ "$(maildir_count demo)" -ge "$1" ]
+}
+
 sv_none_left() {
 	[ -z "$(sv_procs)" ]
 }
@@ -78,6 +83,10 @@ sv_runsv_pid() {
 		[ "$(readlink "/proc/$pid/cwd")" = "$SV_REAL_ROOT/service/$1" ] \
 			&& echo "$pid"
 	done < <(sv_procs)
+}
+
+sv_runsv_gone() {
+	[ -z "$(sv_runsv_pid "$1")" ]
 }
 
 # The pid of the program running as service NAME (runsv writes it).
