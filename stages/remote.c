@@ -1018,7 +1018,7 @@ struct sched {
 	struct dsched **dests;
 	size_t ndests, rotor;
 	struct worker *workers;
-	int nworkers, max_workers, per_dest;
+	int nworkers, max_workers, per_dest, workers_cap;
 	int inotify;
 };
 
@@ -1129,7 +1129,7 @@ dest_get(struct sched *s, const char *name, const char *connector)
 	d->next = s->dhash[h];
 	s->dhash[h] = d;
 	d->rate_per_min = connector ? connector_rate(connector) : 0;
-	d->limit = d->rate_per_min > 0 ? 1 : s->per_dest;
+	d->limit = d->rate_per_min > 0 ? 1 : 0;	/* 0: settings */
 	s->dests[s->ndests++] = d;
 	return d;
 }
@@ -1238,7 +1238,7 @@ launch_all(struct sched *s)
 		d = s->dests[s->rotor++ % s->ndests];
 		if (d->npending == 0 || d->not_before > now)
 			continue;
-		slots = d->limit - d->running;
+		slots = (d->limit > 0 ? d->limit : s->per_dest) - d->running;
 		idle = s->max_workers - s->nworkers;
 		if (slots > idle)
 			slots = idle;
@@ -1363,6 +1363,28 @@ watch_queue(void)
 	return fd;
 }
 
+/* The limits, read again before each round: a new settings.cdb applies
+ * without a restart (running workers above a lowered limit finish). */
+static void
+sched_limits(struct sched *s)
+{
+	struct worker *w;
+	int max = conf_setting_size("max-remote", 20);
+
+	s->per_dest = conf_setting_size("max-remote-per-domain", 5);
+	if (s->per_dest < 1)
+		s->per_dest = 1;
+	if (max < 1)
+		max = 1;
+	if (max > s->workers_cap) {
+		if ((w = realloc(s->workers, max * sizeof *w)) == NULL)
+			die(EXIT_TEMP, ENOMEM, "out of memory");
+		s->workers = w;
+		s->workers_cap = max;
+	}
+	s->max_workers = max;
+}
+
 static void
 sched_init(struct sched *s, struct stage *st)
 {
@@ -1371,14 +1393,7 @@ sched_init(struct sched *s, struct stage *st)
 
 	memset(s, 0, sizeof *s);
 	s->st = st;
-	s->max_workers = conf_setting_size("max-remote", 20);
-	s->per_dest = conf_setting_size("max-remote-per-domain", 5);
-	if (s->max_workers < 1)
-		s->max_workers = 1;
-	if (s->per_dest < 1)
-		s->per_dest = 1;
-	if ((s->workers = calloc(s->max_workers, sizeof *s->workers)) == NULL)
-		die(EXIT_TEMP, ENOMEM, "out of memory");
+	sched_limits(s);
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_child;
 	sigemptyset(&sa.sa_mask);
@@ -1414,6 +1429,7 @@ main(int argc, char **argv)
 	sched_init(&s, &st);
 	while (!spool_stop_requested) {
 		reap(&s, 0);
+		sched_limits(&s);
 		scan(&s);
 		launch_all(&s);
 		soonest = 0;
