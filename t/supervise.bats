@@ -176,3 +176,20 @@ sv_never_twice() {
 	run cat "$BH_ROOT/log/smtpd-default/current"
 	assert_line --regexp "^[0-9_:.-]+ stage=smtpd event=listening"
 }
+
+@test "when bh-supervise is killed, runsvdir gets HUP and stops every service" {
+	sv_start
+	wait_until 15 sv_all_running
+	kill -KILL "$SV_PID"
+	wait "$SV_PID" || true
+	wait_until 15 sv_none_left
+}
+
+@test "a second bh-supervise on the same root refuses to start" {
+	sv_start
+	wait_until 15 sv_all_running
+	run bh-supervise
+	assert_failure 111
+	assert_output --partial "root already supervised"
+	assert_equal "$(sv_count runsvdir)" 1
+}
