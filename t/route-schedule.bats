@@ -115,9 +115,9 @@ minute_at() {
 	bh-route 2>"$BATS_TEST_TMPDIR/route.log" &
 	kill_on_teardown $!
 	route_msg a@x.net >/dev/null
-	wait_until 5 test -n "$(ls "$BH_ROOT/spool/remote/scheduled")"
+	wait_until 5 envelope_of scheduled a@x.net
 	connectors 'off address-space=* cost=1 route=dns'
-	wait_until 5 test -n "$(ls "$BH_ROOT/spool/remote/new")"
+	wait_until 5 envelope_of new a@x.net
 	assert_equal "$(connector_of a@x.net)" off
 	# and it keeps routing new input
 	route_msg b@y.net >/dev/null
