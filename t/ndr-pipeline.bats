@@ -155,3 +155,36 @@ setup() {
 	assert_equal "$(queue_count badmail)" 0
 	assert_equal "$(find "$A/mailroot" -type f | wc -l)" 0
 }
+
+@test "ENVID, ORCPT, NOTIFY and RET given over SMTP shape the report" {
+	ndr_peer
+	port=$(free_port)
+	printf 'default listen=127.0.0.1:%s relay-from=127.0.0.0/8\n' "$port" \
+	    > "$BH_ROOT/cdb/servers"
+	config_make
+	bh-smtpd 2>>"$BATS_TEST_TMPDIR/smtpd.log" &
+	kill_on_teardown $!
+	wait_until 10 ndr_listening "$port"
+	python3 - "$port" <<'PY'
+import smtplib, sys
+s = smtplib.SMTP('127.0.0.1', int(sys.argv[1]))
+s.ehlo('client.example.com')
+s.mail('demo@example.com', ['RET=HDRS', 'ENVID=QQ+2B1'])
+assert s.rcpt('bad1@example.net', ['NOTIFY=FAILURE',
+    'ORCPT=rfc822;Bad1+2Bx@example.net'])[0] == 250
+assert s.rcpt('bad2@example.net', ['NOTIFY=NEVER'])[0] == 250
+s.data(b'Subject: dsn\r\n\r\nsecret body\r\n')
+s.quit()
+PY
+	ndr_pipeline remote
+	assert_equal "$(maildir_count demo)" 1
+	run python3 "$TOP/t/lib/ndr.py" "$(ndr_maildir_report demo)"
+	assert_line 'msg Original-Envelope-Id: QQ+1'
+	assert_line 'rcpts 1'
+	assert_line 'rcpt bad1@example.net Original-Recipient: rfc822;Bad1+x@example.net'
+	assert_line 'rcpt bad1@example.net Status: 5.1.1'
+	refute_line --partial 'bad2@example.net'
+	assert_line 'part 3 text/rfc822-headers'
+	assert_line --partial 'returned header Received: from client.example.com'
+	refute_line --partial 'secret body'
+}
