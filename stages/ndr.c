@@ -449,7 +449,7 @@ report_group(struct ndr *nd, const struct group *g, const struct picks *p,
 	size_t i;
 	int rc = -1, fd = -1;
 
-	if ((d = calloc(p->n, sizeof *d)) == NULL)
+	if ((d = calloc(p->n + 1, sizeof *d)) == NULL)	/* never 0 bytes */
 		return -1;
 	for (i = 0; i < p->n; i++)
 		d[i] = p->v[i].d;
