@@ -496,7 +496,8 @@ defer_group(struct ndr *nd, const struct group *g)
 			die(EXIT_TEMP, errno, "unable to defer %s", g->names[i]);
 }
 
-/* A record that does not parse cannot be reported: it is kept aside. */
+/* A record that does not parse (or is larger than ENVELOPE_MAX) cannot
+ * be reported: it is kept aside as it is. */
 static void
 badmail_raw(struct ndr *nd, const char *name)
 {
@@ -643,7 +644,7 @@ ndr_one(struct ndr *nd, const char *name)
 	g.n = 0;
 	g.class = NULL;
 	if ((rc = group_add(nd, &g, name)) <= 0) {
-		if (rc < 0 && errno == EINVAL)
+		if (rc < 0 && (errno == EINVAL || errno == EFBIG))
 			badmail_raw(nd, name);
 		else if (rc < 0)
 			die(EXIT_TEMP, errno, "unable to read %s", name);
