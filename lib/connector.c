@@ -671,32 +671,69 @@ listen_covers(const char *list, const char *ip, long port)
 	return 0;
 }
 
-/* Is name one of our host names, or ip:port one of our listen addresses
- * (ip NULL: only names are compared)? */
+/* Does the listen list (IP:PORT,...) of one server use port? */
 static int
-is_self(const char *name, const char *ip, long port)
+listen_port(const char *list, long port)
+{
+	char item[ITEM_MAX], host[ITEM_MAX];
+	long lport;
+	int lit;
+
+	while (list_next(&list, item, sizeof item)) {
+		hop_split(item, host, sizeof host, &lport, 25, &lit);
+		if (lport == port)
+			return 1;
+	}
+	return 0;
+}
+
+/* A next hop: an address (ip) or a host name (name), and its port (0 for
+ * a name without one: any port). */
+struct hop {
+	const char *name, *ip;
+	long port;
+};
+
+/* Is the hop this server (one record of servers.cdb)? A name counts when
+ * it is the server's hostname= or settings hostname and, with a port, the
+ * server listens on that port (another root on this machine may listen on
+ * another). */
+static int
+server_is(const struct attrs *a, const struct hop *h)
+{
+	const char *host = attrs_get(a, "hostname");
+	const char *listen = attrs_get(a, "listen");
+
+	if (h->ip != NULL)
+		return listen != NULL && listen_covers(listen, h->ip, h->port);
+	if ((host == NULL || strcasecmp(host, h->name) != 0) &&
+	    strcasecmp(h->name, conf_hostname()) != 0)
+		return 0;
+	return h->port == 0 || (listen != NULL && listen_port(listen, h->port));
+}
+
+static int
+is_self(const struct hop *h)
 {
 	static struct conf servers;
 	static int is_open;
 	struct attrs a = ATTRS_INIT;
 	char **names, key[300];
-	const char *v;
 	size_t n, i;
-	int self = name != NULL && strcasecmp(name, conf_hostname()) == 0;
+	int self = 0;
 
+	if (h->name != NULL && h->port == 0 &&
+	    strcasecmp(h->name, conf_hostname()) == 0)
+		return 1;
 	if (!is_open && conf_open(&servers, "servers") == 0)
 		is_open = 1;
-	if (self || !is_open || conf_refresh(&servers) < 0 ||
+	if (!is_open || conf_refresh(&servers) < 0 ||
 	    conf_list(&servers, "servers", &names, &n) <= 0)
-		return self;
+		return 0;
 	for (i = 0; i < n && !self; i++) {
 		snprintf(key, sizeof key, "server:%s", names[i]);
-		if (conf_record(&servers, key, &a) <= 0)
-			continue;
-		if (name != NULL && (v = attrs_get(&a, "hostname")) != NULL)
-			self = strcasecmp(v, name) == 0;
-		if (ip != NULL && (v = attrs_get(&a, "listen")) != NULL)
-			self = self || listen_covers(v, ip, port);
+		if (conf_record(&servers, key, &a) == 1)
+			self = server_is(&a, h);
 		attrs_free(&a);
 	}
 	free(names);
@@ -707,12 +744,16 @@ static int
 smarthost_self(const char *list, long def_port)
 {
 	char item[ITEM_MAX], host[ITEM_MAX];
-	long port;
+	struct hop h;
 	int lit;
 
 	while (list_next(&list, item, sizeof item)) {
-		hop_split(item, host, sizeof host, &port, def_port, &lit);
-		if (lit ? is_self(NULL, host, port) : is_self(host, NULL, 0))
+		hop_split(item, host, sizeof host, &h.port, def_port, &lit);
+		h.ip = lit ? host : NULL;
+		h.name = lit ? NULL : host;
+		if (!lit && strchr(item, ':') == NULL)
+			h.port = 0;	/* a name without a port: any port */
+		if (is_self(&h))
 			return 1;
 	}
 	return 0;
@@ -725,7 +766,8 @@ connector_hops_self(const char *hops)
 	long port = conf_setting_size("remote-port", 25);
 
 	while (attr_word(&hops, group, sizeof group) == 1) {
-		if (strncmp(group, "mx:", 3) == 0 && is_self(group + 3, NULL, 0))
+		struct hop mx = { group + 3, NULL, 0 };
+		if (strncmp(group, "mx:", 3) == 0 && is_self(&mx))
 			return 1;
 		if (strncmp(group, "smarthost:", 10) == 0 &&
 		    smarthost_self(group + 10, port))

@@ -205,15 +205,22 @@ setup() { root_new; }
 	setting hostname mail.self.test
 	connectors \
 	    'back address-space=loop.test cost=1 smarthost=[127.0.0.1]:'"$port" \
+	    'named address-space=named.test cost=1 smarthost=mail.self.test:'"$port" \
 	    'other address-space=other.test cost=1 smarthost=[127.0.0.1]:'"$((port + 1))" \
+	    'root2 address-space=root2.test cost=1 smarthost=mail.self.test:'"$((port + 1))" \
 	    'star address-space=* cost=1 route=dns'
-	route_msg a@loop.test b@mail.self.test c@other.test >/dev/null
+	route_msg a@loop.test b@mail.self.test d@named.test c@other.test e@root2.test >/dev/null
 	route_run
 	run ndr_of a@loop.test
 	assert_output --partial 'code=5.3.5'
+	assert_output --partial 'is this server itself'
 	run ndr_of b@mail.self.test
 	assert_output --partial 'code=5.3.5'
+	run ndr_of d@named.test
+	assert_output --partial 'code=5.3.5'
+	# the same address or name on another port is another root, not a loop
 	assert_equal "$(connector_of c@other.test)" other
+	assert_equal "$(connector_of e@root2.test)" root2
 }
 
 @test "equal costs share the load across messages, one message's domain stays in one envelope" {
