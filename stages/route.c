@@ -501,6 +501,20 @@ route_remote(struct router *rt, struct plan *p, const struct envelope *e,
 	    rcpt_set(copy, "dest", g->dest) < 0 ? -1 : 0;
 }
 
+/* Recipients that are done with (failed ones were reported already). */
+static int
+is_finished(const char *state)
+{
+	static const char *done[] = { "failed", "delivered", "relayed",
+	    "expanded" };
+	size_t i;
+
+	for (i = 0; i < sizeof done / sizeof done[0]; i++)
+		if (strcmp(state, done[i]) == 0)
+			return 1;
+	return 0;
+}
+
 /* Sorts every recipient of e into the plan. 0 or -1 (ENOMEM). */
 static int
 plan_make(struct router *rt, struct plan *p, const char *name,
@@ -517,16 +531,22 @@ plan_make(struct router *rt, struct plan *p, const char *name,
 	message_facts(rt, name, e, &m);
 	for (i = 0; i < e->nrcpt; i++) {
 		state = rcpt_get(&e->rcpt[i], "state");
-		if (state != NULL && strcmp(state, "local") == 0) {
+		if (state == NULL)
+			state = "remote";
+		if (is_finished(state))
+			continue;
+		if (strcmp(state, "local") == 0) {
 			if (envelope_copy_rcpt(&p->local, &e->rcpt[i]) < 0)
 				return -1;
-		} else if (state != NULL && strcmp(state, "remote") == 0) {
-			if (route_remote(rt, p, e, i, &m) < 0)
-				return -1;
-		} else if (state == NULL || strcmp(state, "failed") != 0)
-			log_event("warning", "id=%s rcpt=%s state=%s msg=\"not "
-			    "routed: unexpected state\"", name,
-			    log_quote(e->rcpt[i].addr), state ? state : "none");
+			continue;
+		}
+		/* anything else still needs a next hop: never drop a recipient */
+		if (strcmp(state, "remote") != 0)
+			log_event("warning", "id=%s rcpt=%s state=%s msg=\"routed "
+			    "as remote\"", name, log_quote(e->rcpt[i].addr),
+			    log_quote(state));
+		if (route_remote(rt, p, e, i, &m) < 0)
+			return -1;
 	}
 	return 0;
 }

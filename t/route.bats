@@ -251,3 +251,18 @@ setup() { root_new; }
 	assert_equal "$(grep -c '^connector' "$f")" 0
 	assert_equal "$(connector_of u@navy.mil)" mil
 }
+
+@test "route never drops a recipient: finished ones are skipped, any other state is routed" {
+	envelope_put route 'sender a@example.com' 'size 10' \
+	    'rcpt done@x.net state=delivered code=2.0.0' \
+	    'rcpt later@x.net state=deferred code=4.4.1 reason="421 4.4.1 busy"' \
+	    'rcpt bare@y.net' </dev/null >/dev/null
+	run bh-route -1
+	assert_success
+	assert_output --partial 'rcpt=later@x.net state=deferred msg="routed as remote"'
+	grep -q '^rcpt later@x.net state=remote ' "$(envelope_of new later@x.net)"
+	envelope_of new bare@y.net
+	run envelope_of new done@x.net
+	assert_failure
+	assert_equal "$(queue_count ndr)" 0
+}
