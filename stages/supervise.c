@@ -95,6 +95,7 @@ static void
 supervise_signals(struct supervise *sv)
 {
 	signal(SIGCHLD, SIG_DFL);	/* SIG_IGN would reap for us */
+	signal(SIGPIPE, SIG_IGN);	/* a closed stderr must not kill us */
 	sigemptyset(&sv->set);
 	sigaddset(&sv->set, SIGCHLD);
 	sigaddset(&sv->set, SIGTERM);
@@ -122,6 +123,7 @@ supervise_spawn(const struct supervise *sv, char *const argv[], int is_runsvdir)
 	if (pid > 0)
 		return pid;
 	sigprocmask(SIG_SETMASK, &sv->orig, NULL);
+	signal(SIGPIPE, SIG_DFL);	/* an ignored signal stays so across exec */
 	if (is_runsvdir) {
 		setsid();
 		prctl(PR_SET_PDEATHSIG, SIGHUP);
