@@ -194,13 +194,17 @@ note_dest(const char *dest, const char *state, const char *why, time_t when)
 		    log_quote(dest));
 }
 
-/* Link state for connectors_select: a destination in Retry is down. */
+/* Link state for connectors_select: a destination in Retry is down until
+ * its next attempt is due. Then new mail may go to it again and so probe
+ * the link: with no mail of its own left queued, nothing else would ever
+ * bring it back to Ready. */
 static int
 dest_is_down(const char *dest)
 {
 	struct dest_state ds;
 
-	return dest_read(dest, &ds) == 1 && strcmp(ds.state, "Retry") == 0;
+	return dest_read(dest, &ds) == 1 && strcmp(ds.state, "Retry") == 0 &&
+	    (ds.next_attempt == 0 || ds.next_attempt > time(NULL));
 }
 
 /* Reads the header of spool/msg/NAME (up to HEADER_MAX) for its priority. */

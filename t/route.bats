@@ -151,6 +151,13 @@ setup() { root_new; }
 	route_msg u@contoso.com >/dev/null
 	route_run
 	assert_equal "$(connector_of u@contoso.com)" cheap
+	# a Retry whose next attempt is due no longer keeps new mail away
+	clean_queues
+	printf 'state Retry\nerror x\nnext-attempt %s\nsince %s\n' \
+	    "$(( $(date +%s) - 5 ))" "$(( $(date +%s) - 600 ))" > "$BH_ROOT/spool/state/cheap"
+	route_msg u@contoso.com >/dev/null
+	route_run
+	assert_equal "$(connector_of u@contoso.com)" cheap
 }
 
 @test "route never moves mail from a tls=required connector to a weaker one" {
