@@ -390,12 +390,14 @@ submit(struct ndr *nd, const char *id, const struct dsn_report *r,
 	struct envelope env = ENVELOPE_INIT;
 	struct buf b = BUF_INIT;
 	struct stat st;
-	int fd, rc = -1;
+	int fd, rc = -1, err;
 
 	if ((fd = content_create(id)) < 0)
 		return -1;
 	if (dsn_write(fd, r) < 0 || fstat(fd, &st) < 0) {
+		err = errno;
 		content_abort(fd, id);
+		errno = err;
 		return -1;
 	}
 	if (content_commit(fd) < 0)
@@ -407,10 +409,12 @@ submit(struct ndr *nd, const char *id, const struct dsn_report *r,
 	track("received", id, &env, NULL, to->marker);
 	rc = 0;
 out:
+	err = errno;	/* the log names the cause, not the cleanup */
 	if (rc < 0)
 		content_unlink(id);
 	envelope_free(&env);
 	buf_free(&b);
+	errno = err;
 	return rc;
 }
 
