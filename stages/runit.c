@@ -515,6 +515,7 @@ int
 main(int argc, char **argv)
 {
 	char rootsv[PATH_MAX];
+	const char *prefix;
 
 	log_init("runit");
 	runit_locate(&runit);
@@ -525,8 +526,11 @@ main(int argc, char **argv)
 	if ((argc != 3 && argc != 4) || strcmp(argv[1], "--install") != 0)
 		die(EXIT_PERM, 0, "usage: bh-runit DIR | "
 		    "bh-runit --install SVDIR [PREFIX]");
+	prefix = argc == 4 ? argv[3] : "bh-";
+	if (strlen(prefix) > 64 || strchr(prefix, '/') != NULL)
+		die(EXIT_PERM, 0, "bad prefix %s", log_quote(prefix));
 	runit_path(rootsv, sizeof rootsv, "%s/%s", runit.root, "service");
 	runit_write(&runit, rootsv);
-	runit_install(&runit, argv[2], argc == 4 ? argv[3] : "bh-", rootsv);
+	runit_install(&runit, argv[2], prefix, rootsv);
 	return EXIT_DONE;
 }
