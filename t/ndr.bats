@@ -10,6 +10,11 @@ setup() {
 	ndr_setting hostname mx1.example.com
 }
 
+teardown() {
+	chattr -i "$BH_ROOT/spool/incoming/tmp" 2>/dev/null || true
+	root_teardown
+}
+
 # An RFC 5322 date in UTC, as the reports write it.
 date822() {
 	LC_ALL=C date -u -d "@$1" '+%a, %-d %b %Y %H:%M:%S +0000'
@@ -379,4 +384,25 @@ failure_record() {
 	failure_record
 	wait_until 10 ndr_count_is incoming 1
 	wait_until 10 queue_empty ndr
+}
+
+@test "a spool error defers the records to retry/, and the report goes later" {
+	chattr +i "$BH_ROOT/spool/incoming/tmp" 2>/dev/null ||
+	    skip "chattr +i is not available here"
+	id=$(failure_record)
+	run bh-ndr -1
+	chattr -i "$BH_ROOT/spool/incoming/tmp"
+	assert_success
+	assert_output --partial 'event=deferred'
+	assert_equal "$(queue_count incoming)" 0
+	[ -e "$BH_ROOT/spool/ndr/retry/$id" ]
+	[ "$(stat -c %Y "$BH_ROOT/spool/ndr/retry/$id")" -gt $(( $(date +%s) + 200 )) ]
+	run ls "$BH_ROOT/spool/msg"
+	assert_output "$id"
+	touch -d @"$(date +%s)" "$BH_ROOT/spool/ndr/retry/$id"
+	run bh-ndr -1
+	assert_success
+	assert_equal "$(queue_count ndr)" 0
+	run ndr_facts
+	assert_line 'rcpt a@example.net Status: 5.1.1'
 }
