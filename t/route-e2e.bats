@@ -27,6 +27,7 @@ delivered() {
 
 @test "failover: the cheaper smart host is down, mail goes through the next; when it returns, new mail uses it again" {
 	port=$(free_port)
+	setting retry 10m,10m,10m,10m
 	sink_start 127.0.0.3
 	connectors \
 	    "cheap address-space=sink.test cost=1 smarthost=[127.0.0.2]:$port" \
@@ -39,9 +40,10 @@ delivered() {
 	route_msg b@sink.test >/dev/null
 	deliver
 	sink_has 127.0.0.3 b@sink.test
-	# the cheap smart host returns: the waiting message gets through and
-	# the link is Ready again
+	# the cheap smart host returns: the waiting message gets through (the
+	# operator says retry now) and the link is Ready again
 	sink_start 127.0.0.2 "$port"
+	bh-queue retry cheap
 	wait_until 10 delivered 127.0.0.2 a@sink.test
 	[ ! -e "$BH_ROOT/spool/state/cheap" ] || grep -qx 'state Ready' "$BH_ROOT/spool/state/cheap"
 	route_msg c@sink.test >/dev/null
