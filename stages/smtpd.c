@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include <openssl/crypto.h>
+#include <udns.h>
 
 #include "addr.h"
 #include "attr.h"
@@ -47,6 +48,7 @@
 #include "connector.h"
 #include "content.h"
 #include "directory.h"
+#include "dns.h"
 #include "envelope.h"
 #include "hook.h"
 #include "id.h"
@@ -246,16 +248,74 @@ server_load(struct server *srv, const char *name)
 
 /* ---- addresses and access lists ---- */
 
+/* Does one of the forward addresses of name equal ip? */
+static int
+rdns_forward_is(const char *name, const char *ip, int family)
+{
+	char text[INET6_ADDRSTRLEN];
+	int i, found = 0;
+
+	if (family == AF_INET) {
+		struct dns_rr_a4 *a = dns_resolve_a4(NULL, name, 0);
+		for (i = 0; a != NULL && i < a->dnsa4_nrr && !found; i++)
+			found = inet_ntop(AF_INET, &a->dnsa4_addr[i], text,
+			    sizeof text) && strcmp(text, ip) == 0;
+		free(a);
+	} else {
+		struct dns_rr_a6 *a = dns_resolve_a6(NULL, name, 0);
+		for (i = 0; a != NULL && i < a->dnsa6_nrr && !found; i++)
+			found = inet_ntop(AF_INET6, &a->dnsa6_addr[i], text,
+			    sizeof text) && strcmp(text, ip) == 0;
+		free(a);
+	}
+	return found;
+}
+
+/* The confirmed name through the DNS servers of settings "dns" (udns, as
+ * remote delivery resolves). 0, or -1. */
+static int
+rdns_udns(const char *ip, char *out, size_t cap)
+{
+	struct in6_addr a6;
+	struct in_addr a4;
+	struct dns_rr_ptr *ptr = NULL;
+	int family = AF_INET, i, rc = -1;
+
+	if (dns_setup() < 0)
+		return -1;
+	if (inet_pton(AF_INET, ip, &a4) == 1)
+		ptr = dns_resolve_a4ptr(NULL, &a4);
+	else if (inet_pton(AF_INET6, ip, &a6) == 1) {
+		family = AF_INET6;
+		ptr = dns_resolve_a6ptr(NULL, &a6);
+	}
+	for (i = 0; ptr != NULL && i < ptr->dnsptr_nrr && i < 4 && rc < 0; i++)
+		if (rdns_forward_is(ptr->dnsptr_ptr[i], ip, family))
+			rc = snprintf(out, cap, "%s", ptr->dnsptr_ptr[i]) <
+			    (int)cap ? 0 : -1;
+	free(ptr);
+	return rc;
+}
+
 /* The peer's host name, confirmed by a forward lookup (the book's
- * connection control by domain). Looked up once, and only when a list
- * holds a domain entry. */
+ * connection control by domain): through settings dns when it is set,
+ * else the system's resolver (which reads /etc/hosts too). Looked up
+ * once, and only when a list holds a domain entry. */
 static const char *
 session_rdns(struct session *s)
 {
-	if (!s->has_rdns && net_confirmed_name(s->peer, s->rdns,
-	    sizeof s->rdns) < 0)
-		s->rdns[0] = '\0';
+	char servers[256];
+	int rc;
+
+	if (s->has_rdns)
+		return s->rdns;
 	s->has_rdns = 1;
+	if (conf_setting("dns", "", servers, sizeof servers) == 1 && *servers)
+		rc = rdns_udns(s->peer, s->rdns, sizeof s->rdns);
+	else
+		rc = net_confirmed_name(s->peer, s->rdns, sizeof s->rdns);
+	if (rc < 0)
+		s->rdns[0] = '\0';
 	return s->rdns;
 }
 

@@ -241,3 +241,39 @@ battery_session() {
 	run smtpd_chat 127.0.0.1 "$port" <<<'> QUIT'
 	assert_line --index 0 --regexp '^220 .* ESMTP all-unassigned$'
 }
+
+# dns_answers PORT — the DNS server on 127.0.0.1:PORT answers a query.
+dns_answers() {
+	python3 - "$1" <<-'EOF'
+	import socket, struct, sys
+	q = struct.pack(">HHHHHH", 1, 0x100, 1, 0, 0, 0)
+	q += b"".join(bytes([len(l)]) + l for l in b"client.trusted.example".split(b".")) + b"\0"
+	q += struct.pack(">HH", 1, 1)
+	s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+	s.settimeout(0.5)
+	s.sendto(q, ("127.0.0.1", int(sys.argv[1])))
+	s.recv(512)
+	EOF
+}
+
+@test "domain entries use settings dns: a PTR name counts only when its forward lookup confirms it" {
+	dport=$(free_port)
+	dnsmasq --keep-in-foreground --no-resolv --no-hosts --no-poll --port="$dport" \
+		--listen-address=127.0.0.1 --bind-interfaces --pid-file= \
+		--host-record=client.trusted.example,127.0.0.5 \
+		--ptr-record=6.0.0.127.in-addr.arpa,liar.trusted.example \
+		--host-record=liar.trusted.example,127.0.0.99 \
+		--local=/example/ 2>/dev/null &
+	kill_on_teardown $!
+	echo "dns 127.0.0.1:$dport" >> "$BH_ROOT/cdb/settings"
+	config_make
+	smtpd_server_cdb default listen=127.0.0.1:2525 relay-from=trusted.example
+	wait_until 5 dns_answers "$dport"
+	session='EHLO x\r\nMAIL FROM:<a@ok.example>\r\nRCPT TO:<b@far.example>\r\nQUIT\r\n'
+	run smtpd_inetd 127.0.0.5 < <(printf "$session")
+	assert_line '250 2.1.5 Recipient <b@far.example> OK'
+	run smtpd_inetd 127.0.0.6 < <(printf "$session")
+	assert_line '550 5.7.1 <b@far.example>: Unable to relay'
+	run smtpd_inetd 127.0.0.7 < <(printf "$session")
+	assert_line '550 5.7.1 <b@far.example>: Unable to relay'
+}
