@@ -1,6 +1,8 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -318,6 +320,9 @@ connect_fd(struct client *c, const struct sockaddr *sa, socklen_t len,
 	if (c->fd < 0)
 		return client_fail(c, "4.4.1", "no socket for %s: %s", c->peer,
 		    strerror(errno));
+	/* we write whole commands and blocks ourselves: Nagle would only
+	 * hold the last small piece back until the peer's delayed ACK */
+	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
 	if (bind_sa != NULL && bind(c->fd, bind_sa, bind_len) < 0)
 		return client_fail(c, "4.4.1", "unable to bind the source address: %s",
 		    strerror(errno));
@@ -525,7 +530,8 @@ client_data(struct client *c, int fd)
 		for (i = 0; i < n; i++)
 			if (stuff_byte(&c->out, &state, chunk[i]) < 0)
 				return client_fail(c, "4.3.0", "out of memory");
-		if (client_flush(c, CLIENT_T_BLOCK) < 0)
+		/* the last piece leaves with the final dot, in one write */
+		if (c->out.len >= sizeof chunk && client_flush(c, CLIENT_T_BLOCK) < 0)
 			return -1;
 	}
 	if (n < 0)
