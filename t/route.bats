@@ -273,3 +273,27 @@ setup() { root_new; }
 	assert_failure
 	assert_equal "$(queue_count ndr)" 0
 }
+
+@test "the running bh-route routes new mail at once and stops cleanly on SIGTERM" {
+	bh-route 2>"$BATS_TEST_TMPDIR/route.log" &
+	pid=$!
+	kill_on_teardown $pid
+	route_msg a@x.net >/dev/null
+	wait_until 5 envelope_of new a@x.net
+	kill -TERM $pid
+	rc=0
+	wait $pid || rc=$?
+	assert_equal "$rc" 0
+}
+
+@test "an envelope that cannot be parsed is set aside in spool/route/retry" {
+	printf 'sender a@example.com\nrcpt "unterminated state=remote\n' \
+	    > "$BH_ROOT/spool/route/new/1795866000000000-1-1"
+	route_msg b@x.net >/dev/null
+	run bh-route -1
+	assert_success
+	assert_output --partial 'event=error id=1795866000000000-1-1'
+	[ -e "$BH_ROOT/spool/route/retry/1795866000000000-1-1" ]
+	[ "$(stat -c %Y "$BH_ROOT/spool/route/retry/1795866000000000-1-1")" -gt "$(( $(date +%s) + 3000 ))" ]
+	envelope_of new b@x.net
+}
