@@ -126,6 +126,29 @@ stage_pass(const struct spool *next, const char *name, const char *newname,
 }
 
 int
+stage_move(struct stage *st, const struct spool *next, const char *name,
+    const struct envelope *e)
+{
+	struct buf b = BUF_INIT;
+	int rc, err;
+
+	if (envelope_format(e, &b) < 0)
+		return -1;
+	rc = spool_put(&st->in, "new", name, b.data, b.len, 0);
+	err = errno;
+	buf_free(&b);
+	if (rc == 0 && renameat(st->in.newfd, name, next->newfd, name) < 0)
+		rc = -1, err = errno;
+	if (rc == 0 && (spool_fsync_dir(next->newfd) < 0 ||
+	    spool_fsync_dir(st->in.newfd) < 0))
+		rc = -1, err = errno;
+	if (rc == 0)
+		unlock(st, name);
+	errno = err;
+	return rc;
+}
+
+int
 stage_defer(struct stage *st, const char *name, const struct envelope *e,
     time_t when)
 {

@@ -48,6 +48,17 @@ int stage_read(struct stage *st, const char *name, struct envelope *e);
 int stage_pass(const struct spool *next, const char *name,
     const char *newname, const struct envelope *e);
 
+/* Hands the input NAME on to queue `next` under the same name, rewritten
+ * as e: the input is rewritten in place (tmp, fsync, rename over new/NAME)
+ * and then moved by one rename into next's new/. The envelope is thus in
+ * exactly one queue at every moment, and its content link goes with it:
+ * were it briefly in both, the next stage could finish it and free the
+ * content while a re-run of this stage still meant to hand it on. Replaces
+ * stage_pass + stage_done for a same-name hand-over. 0, or -1 with errno
+ * (ENOENT: bh-queue took the envelope meanwhile; leave it). */
+int stage_move(struct stage *st, const struct spool *next, const char *name,
+    const struct envelope *e);
+
 /* Rewrites the input NAME as e into our own retry/ with its next attempt at
  * `when`, then removes it from new/. 0, or -1 with errno (input untouched). */
 int stage_defer(struct stage *st, const char *name, const struct envelope *e,

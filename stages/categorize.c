@@ -300,13 +300,25 @@ finish(struct categorize *c, struct arrival *arr, const struct envelope *all)
 	if (stage_report(name, all, "failure", is_failed) < 0 ||
 	    stage_report(name, all, "expanded", is_expanded_state) < 0)
 		goto trouble;
-	if (next.nrcpt > 0 && stage_pass(&c->route, name, name, &next) < 0)
+	if (next.nrcpt > 0 && !arrival_is_replaced(arr)) {
+		/* same name, same content: move it, never copy it */
+		if (stage_move(&c->st, &c->route, name, &next) < 0) {
+			if (errno == ENOENT)	/* taken by bh-queue meanwhile */
+				goto gone;
+			goto trouble;
+		}
+	} else if (next.nrcpt > 0 && stage_pass(&c->route, name, name, &next) < 0)
 		goto trouble;
 	log_event("categorized", "id=%s next=%s rcpts=%zu", arr->name, name,
 	    next.nrcpt);
 	if (next.nrcpt == 0)
 		arrival_discard(arr);
-	stage_done(&c->st, arr->name, next.nrcpt > 0 && !arrival_is_replaced(arr));
+	if (next.nrcpt == 0 || arrival_is_replaced(arr))
+		stage_done(&c->st, arr->name, 0);
+	envelope_free(&next);
+	return;
+gone:
+	arrival_discard(arr);
 	envelope_free(&next);
 	return;
 trouble:
