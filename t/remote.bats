@@ -242,7 +242,7 @@ smarthost [127.0.0.7] [127.0.0.7]:$SINK_PORT"
 		mx+=("--mx-host=d$i.load.test,mx.load.test,10")
 	done
 	dns_start "${mx[@]}" --host-record=mx.load.test,127.0.0.8
-	sink_start load 127.0.0.8
+	sink_start load 127.0.0.8 --count-only
 	python3 - "$BH_ROOT" <<-'EOF'
 	import os, sys
 	root = sys.argv[1]

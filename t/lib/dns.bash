@@ -55,9 +55,13 @@ sink_start() {
 	wait_until 5 test -s "$dir/ready"
 }
 
-# sink_count NAME — messages the sink accepted.
+# sink_count NAME — messages the sink accepted (also with --count-only).
 sink_count() {
-	find "$BATS_TEST_TMPDIR/$1" -name '*.env' 2>/dev/null | wc -l
+	if [ -f "$BATS_TEST_TMPDIR/$1/messages" ]; then
+		cat "$BATS_TEST_TMPDIR/$1/messages"
+	else
+		find "$BATS_TEST_TMPDIR/$1" -name '*.env' 2>/dev/null | wc -l
+	fi
 }
 
 # remote_put RCPT-LINE-EXTRAS... — queues a remote envelope: first

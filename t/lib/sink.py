@@ -33,6 +33,8 @@ Options:
                     address), e.g. 'rcpt:a@x.test@1=451 4.3.0 later'.
                     A CODE of 000 closes the connection without a reply.
     --delay SEC     wait SEC before each reply to MAIL (slow peer)
+    --count-only    keep no N.env/N.eml and no commands: only the file
+                    "messages" (the count, written as each session ends)
 """
 import argparse
 import os
@@ -55,6 +57,7 @@ class State:
         self.max_domains = {}
         self.sessions = 0
         self.messages = 0
+        self.commands = None
         self.replies = []
         for r in args.reply or []:
             what, _, answer = r.partition("=")
@@ -92,6 +95,8 @@ class State:
             self.active -= 1
             for d in domains:
                 self.domains[d] -= 1
+            if self.args.count_only:
+                self.write("messages", "%d\n" % self.messages)
 
     def add_domain(self, d):
         with self.lock:
@@ -102,14 +107,21 @@ class State:
                     "%s %d\n" % kv for kv in sorted(self.max_domains.items())))
 
     def log(self, sid, line):
+        if self.args.count_only:
+            return
         with self.lock:
-            with open(os.path.join(self.args.dir, "commands"), "a") as f:
-                f.write("%d %s\n" % (sid, line))
+            if self.commands is None:
+                # line-buffered: every line is in the file when it is read
+                self.commands = open(os.path.join(self.args.dir, "commands"),
+                                     "a", buffering=1)
+            self.commands.write("%d %s\n" % (sid, line))
 
     def store(self, env, data):
         with self.lock:
             self.messages += 1
             n = self.messages
+        if self.args.count_only:
+            return
         with open(os.path.join(self.args.dir, "%d.eml" % n), "wb") as f:
             f.write(data)
         self.write("%d.env" % n, "".join(line + "\n" for line in env))
@@ -337,6 +349,7 @@ def main():
     p.add_argument("--auth")
     p.add_argument("--reply", action="append")
     p.add_argument("--delay", type=float, default=0)
+    p.add_argument("--count-only", action="store_true")
     args = p.parse_args()
     os.makedirs(args.dir, exist_ok=True)
     state = State(args)
