@@ -71,6 +71,7 @@ struct router {
 	unsigned long turn[64];		/* rotates source= servers, per
 					 * connector (by its index) */
 	int scheduled_dirty;		/* rescan spool/remote/scheduled */
+	int nrerouted;			/* waiting mail sent back to route */
 };
 
 /* One next hop of the message being routed, and its recipients. */
@@ -731,7 +732,33 @@ note_waiting(struct waiting *w, size_t *n, size_t cap, const char *dest,
 		w[i].opens = opens;
 }
 
-/* When may the scheduled envelope `name` go? 0 now, else the time. The
+/* Reads a waiting envelope's dest into dest and finds its connector:
+ * 1 found (*c), 0 the connector is gone (or hold/ mail whose connector no
+ * longer holds: either way it needs routing again), -1 unreadable. */
+static int
+waiting_connector(struct router *rt, int dirfd, const char *name,
+    struct envelope *e, char *dest, size_t cap, const struct connector **c)
+{
+	const char *v;
+
+	dest[0] = '\0';
+	if (envelope_read(e, dirfd, name) < 0)
+		return -1;
+	v = envelope_get(e, "dest");
+	snprintf(dest, cap, "%s", v != NULL ? v : "");
+	v = envelope_get(e, "connector");
+	*c = v != NULL ? connectors_find(&rt->cs, v) : NULL;
+	if (*c == NULL && rt->cs.cdb.fd < 0)
+		return -1;	/* no connectors.cdb at all: wait for one */
+	if (*c != NULL && dirfd == rt->hold_fd &&
+	    ((v = attrs_get(&(*c)->attrs, "hold")) == NULL ||
+	    conf_parse_bool(v) != 1))
+		*c = NULL;
+	return *c != NULL;
+}
+
+/* When may the scheduled envelope `name` go? 0 now, -1 never: its
+ * connector is gone and it must be routed again, else the time. The
  * schedule is read anew each time: a changed connector takes effect. */
 static time_t
 scheduled_opens(struct router *rt, const char *name, char *dest, size_t cap)
@@ -740,20 +767,32 @@ scheduled_opens(struct router *rt, const char *name, char *dest, size_t cap)
 	const struct connector *c;
 	const char *v;
 	time_t now = time(NULL), opens = 0;
+	int rc;
 
-	dest[0] = '\0';
-	if (envelope_read(&e, rt->scheduled_fd, name) < 0)
-		return now + RETRY_SEC;
-	v = envelope_get(&e, "dest");
-	snprintf(dest, cap, "%s", v != NULL ? v : "");
-	v = envelope_get(&e, "connector");
-	c = v != NULL ? connectors_find(&rt->cs, v) : NULL;
+	rc = waiting_connector(rt, rt->scheduled_fd, name, &e, dest, cap, &c);
+	if (rc <= 0) {
+		envelope_free(&e);
+		return rc < 0 ? now + RETRY_SEC : -1;
+	}
 	v = envelope_get(&e, "size");
-	if (c != NULL && connector_schedule_open(connector_schedule(c,
+	if (connector_schedule_open(connector_schedule(c,
 	    v != NULL ? strtoll(v, NULL, 10) : 0), now, &opens) == 0 && opens == 0)
 		opens = now + NEVER_SEC;
 	envelope_free(&e);
 	return opens;
+}
+
+/* Sends a waiting envelope back to our own input (spool/route/new): its
+ * connector is gone, or no longer holds mail. 1 moved, 0 not. */
+static int
+reroute(struct router *rt, int dirfd, const char *name, const char *dest)
+{
+	if (renameat(dirfd, name, rt->st.in.newfd, name) < 0)
+		return 0;
+	log_event("rerouted", "envelope=%s dest=%s msg=\"its connector changed\"",
+	    name, log_quote(dest));
+	rt->nrerouted++;
+	return 1;
 }
 
 /* Sets the file's mtime to when it may go (what bh-queue shows). */
@@ -807,6 +846,11 @@ release_scheduled(struct router *rt)
 		if (d->d_name[0] == '.')
 			continue;
 		opens = scheduled_opens(rt, d->d_name, dest, sizeof dest);
+		if (opens < 0) {
+			note_waiting(w, &nw, sizeof w / sizeof w[0], dest, 0);
+			reroute(rt, rt->scheduled_fd, d->d_name, dest);
+			continue;
+		}
 		note_waiting(w, &nw, sizeof w / sizeof w[0], dest, opens);
 		if (opens == 0 && renameat(rt->scheduled_fd, d->d_name,
 		    rt->remote.newfd, d->d_name) == 0) {
@@ -822,8 +866,42 @@ release_scheduled(struct router *rt)
 	closedir(dir);
 	if (moved > 0 && spool_fsync_dir(rt->remote.newfd) < 0)
 		die(EXIT_TEMP, errno, "unable to sync spool/remote/new");
+	if (rt->nrerouted > 0 && spool_fsync_dir(rt->st.in.newfd) < 0)
+		die(EXIT_TEMP, errno, "unable to sync spool/route/new");
 	update_waiting(w, nw);
 	return next;
+}
+
+/* After a configuration change: held mail whose connector is gone or no
+ * longer has hold=yes is routed again (ETRN would never come for it). */
+static void
+release_held(struct router *rt)
+{
+	struct envelope e;
+	const struct connector *c;
+	char dest[DEST_NAME_MAX];
+	struct dest_state ds;
+	struct dirent *d;
+	int fd, rc;
+	DIR *dir;
+
+	if ((fd = dup(rt->hold_fd)) < 0 || (dir = fdopendir(fd)) == NULL)
+		die(EXIT_TEMP, errno, "unable to read spool/remote/hold");
+	rewinddir(dir);
+	while ((d = readdir(dir)) != NULL) {
+		if (d->d_name[0] == '.')
+			continue;
+		memset(&e, 0, sizeof e);
+		rc = waiting_connector(rt, rt->hold_fd, d->d_name, &e, dest,
+		    sizeof dest, &c);
+		envelope_free(&e);
+		if (rc == 0 && reroute(rt, rt->hold_fd, d->d_name, dest) &&
+		    dest_read(dest, &ds) == 1 && strcmp(ds.state, "Held") == 0)
+			dest_clear(dest);
+	}
+	closedir(dir);
+	if (rt->nrerouted > 0 && spool_fsync_dir(rt->st.in.newfd) < 0)
+		die(EXIT_TEMP, errno, "unable to sync spool/route/new");
 }
 
 /* Watches for work: new input, our retry/ (deferrals) and the cdb folder
@@ -918,10 +996,15 @@ main(int argc, char **argv)
 		if (spool_stop_requested)
 			break;
 		if (rt.scheduled_dirty || (due != 0 && due <= time(NULL))) {
-			rt.scheduled_dirty = 0;
 			if (connectors_refresh(&rt.cs) < 0)
 				die(EXIT_TEMP, errno, "unable to read connectors.cdb");
+			rt.nrerouted = 0;
+			if (rt.scheduled_dirty)
+				release_held(&rt);
+			rt.scheduled_dirty = 0;
 			due = release_scheduled(&rt);
+			if (rt.nrerouted > 0)
+				continue;	/* route what came back first */
 		}
 		if (once)
 			break;

@@ -139,3 +139,32 @@ minute_at() {
 	[ "$(date +%s)" -ge "$opens" ]
 	[ ! -e "$BH_ROOT/spool/state/soon" ]
 }
+
+@test "scheduled mail whose connector is removed is routed again" {
+	connectors "night address-space=* cost=1 route=dns schedule=\"$(clock 7200)-$(clock 10800)\""
+	id=$(route_msg a@x.net)
+	route_run
+	envelope_of scheduled a@x.net
+	connectors 'day address-space=* cost=1 route=dns'
+	route_run
+	assert_output --partial "event=rerouted envelope=$id.R1 dest=night"
+	f=$(envelope_of new a@x.net)
+	assert_equal "$(basename "$f")" "$id.R1.R1"
+	assert_equal "$(field "$f" connector)" day
+	assert_equal "$(queue_count route)" 0
+	[ -z "$(ls "$BH_ROOT/spool/remote/scheduled")" ]
+	[ ! -e "$BH_ROOT/spool/state/night" ]
+}
+
+@test "held mail is routed again when its connector stops holding" {
+	connectors 'branch address-space=branch.test cost=1 smarthost=[127.0.0.5]:2525 hold=yes'
+	route_msg a@branch.test >/dev/null
+	route_run
+	envelope_of hold a@branch.test
+	grep -qx 'state Held' "$BH_ROOT/spool/state/branch"
+	connectors 'branch address-space=branch.test cost=1 smarthost=[127.0.0.5]:2525'
+	route_run
+	assert_equal "$(connector_of a@branch.test)" branch
+	[ -z "$(ls "$BH_ROOT/spool/remote/hold")" ]
+	[ ! -e "$BH_ROOT/spool/state/branch" ]
+}

@@ -3,18 +3,19 @@
 #   load lib/route
 
 # connectors LINE... — replaces cdb/connectors with these records, compiles.
-# The old .cdb goes first: file times here tick every 4 ms, and make would
-# keep a .cdb built in the same tick as the source's new text.
+# The stamp cdb/.compiled goes first: file times here tick every 4 ms, and
+# make would skip a source written in the same tick as the last build
+# (every .cdb is then rebuilt, each replaced atomically).
 connectors() {
 	printf '%s\n' "$@" > "$BH_ROOT/cdb/connectors"
-	rm -f "$BH_ROOT/cdb/connectors.cdb"
+	rm -f "$BH_ROOT/cdb/.compiled"
 	config_make
 }
 
 # setting KEY VALUE — adds a line to cdb/settings, compiles.
 setting() {
 	printf '%s %s\n' "$1" "$2" >> "$BH_ROOT/cdb/settings"
-	rm -f "$BH_ROOT/cdb/settings.cdb"
+	rm -f "$BH_ROOT/cdb/.compiled"
 	config_make
 }
 
