@@ -242,3 +242,32 @@ msg='From: a@example.net\r\nTo: demo@example.com\r\nSubject: hello there\r\nMess
 	assert_line '250 2.0.0 Queuing for node fourth started'
 	assert [ -f "$BH_ROOT/spool/remote/new/m1" ]
 }
+
+@test "random junk and half-valid sessions never crash it (sanitizers watch)" {
+	for seed in $(seq 1 15); do
+		python3 - "$seed" > "$BATS_TEST_TMPDIR/junk" <<-'EOF'
+		import random, sys
+		r = random.Random(int(sys.argv[1]))
+		cmds = [b"EHLO x", b"HELO y", b"MAIL FROM:<a@b.example>", b"MAIL FROM:<>",
+		        b"RCPT TO:<demo@example.com>", b"RCPT TO:<\"a b\"@example.com>",
+		        b"RCPT TO:<@a,@b:c@d.example>", b"DATA", b"BDAT 5", b"BDAT 3 LAST",
+		        b"RSET", b"NOOP", b"VRFY x", b"ETRN a.example", b"ETRN #q",
+		        b"*", b"STARTTLS", b"HELP", b".",
+		        b"MAIL FROM:<a@b> SIZE=99999999999999999999", b"RCPT TO:<x@y> NOTIFY=SUCCESS,,",
+		        b"RCPT TO:<x@y> ORCPT=rfc822;a+4", b"MAIL FROM:<a@[IPv6:::1]> ENVID=+41",
+		        b"Subject: x", b"", b"RCPT TO:<postmaster>", b"BDAT 0 LAST", b"MAIL FROM:<\xc3\xa9@x> SMTPUTF8"]
+		out = b""
+		for _ in range(r.randint(1, 60)):
+		    c = r.choice(cmds)
+		    if r.random() < 0.2:
+		        c = bytes(r.getrandbits(8) for _ in range(r.randint(0, 300)))
+		    if r.random() < 0.1:
+		        c = c * r.randint(2, 50)
+		    out += c + r.choice([b"\r\n", b"\r\n", b"\r\n", b"\n", b"\r", b""])
+		sys.stdout.buffer.write(out)
+		EOF
+		run smtpd_inetd < "$BATS_TEST_TMPDIR/junk"
+		assert_success
+		assert_line --index 0 --regexp '^220 '
+	done
+}
