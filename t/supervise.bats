@@ -26,6 +26,22 @@ STAGES="categorize local ndr remote route"
 	[ -d "$BH_ROOT/log/smtpd-default" ]
 }
 
+@test "a root whose path holds a space and a quote runs under supervision" {
+	local odd="$BATS_TEST_TMPDIR/it's a root"
+	mv "$BH_ROOT" "$odd"
+	export BH_ROOT=$odd
+	SV_REAL_ROOT=$(realpath "$BH_ROOT")
+	run bh-runit "$BH_ROOT/service"
+	assert_success
+	run cat "$BH_ROOT/service/route/run"
+	assert_line "BH_ROOT='$BATS_TEST_TMPDIR/it'\\''s a root'"
+	sv_start
+	wait_until 15 sv_all_running
+	printf 'Subject: odd\n\nhello\n' | bh-inject demo@example.com
+	wait_until 5 sv_delivered 1
+	[ -s "$BH_ROOT/log/smtpd-default/current" ]
+}
+
 @test "bh-runit writes services only for programs that exist, and keeps what it need not change" {
 	mkdir "$BATS_TEST_TMPDIR/bin"
 	ln -s "$BH_BIN/bh-route" "$BATS_TEST_TMPDIR/bin/bh-route"
