@@ -58,7 +58,10 @@
 #include "stage.h"
 #include "track.h"
 
-enum { BATCH_MAX = 100, HASH_SIZE = 4096, COOL_SEC = 60 };
+/* LONG_ADDR: longer addresses would not fit a command line (RFC 5321
+ * allows 256); the DSN parameters are short by their RFCs (ENVID 100,
+ * ORCPT 500) and are cut to fit. */
+enum { BATCH_MAX = 100, HASH_SIZE = 4096, COOL_SEC = 60, LONG_ADDR = 512 };
 
 /* ---- the retry policy ---- */
 
@@ -499,7 +502,7 @@ mail_params(const struct client *c, const struct envelope *e, long long size,
 	if (c->has_dsn && ret != NULL && (size_t)n < cap)
 		n += snprintf(out + n, cap - n, " RET=%s", ret);
 	if (c->has_dsn && envid != NULL && (size_t)n < cap)
-		snprintf(out + n, cap - n, " ENVID=%s", envid);
+		snprintf(out + n, cap - n, " ENVID=%.100s", envid);
 	return out;
 }
 
@@ -541,7 +544,7 @@ queue_rcpt(struct client *c, const struct rcpt *r)
 	if (c->has_dsn && notify != NULL)
 		n = snprintf(params, sizeof params, " NOTIFY=%s", notify);
 	if (c->has_dsn && orcpt != NULL && n < (int)sizeof params)
-		snprintf(params + n, sizeof params - n, " ORCPT=%s", orcpt);
+		snprintf(params + n, sizeof params - n, " ORCPT=%.500s", orcpt);
 	return client_queue(c, "RCPT TO:<%s>%s", r->addr, params);
 }
 
@@ -573,7 +576,7 @@ envelope_commands(struct link *l, struct envelope *e, long long size,
     size_t *idx, size_t n, size_t *ok, int with_data)
 {
 	struct client *c = &l->c;
-	char params[512];
+	char params[1200];
 	size_t i, nok = 0;
 	int code;
 
@@ -676,6 +679,15 @@ deliver(struct link *l, struct envelope *e, const char *name)
 			close(fd);
 		return 0;
 	}
+	if (strlen(e->sender) > LONG_ADDR) {
+		all_active(e, 5, "5.1.7", "553 5.1.7 sender address too long", "");
+		close(fd);
+		return 0;
+	}
+	for (i = 0; i < e->nrcpt; i++)
+		if (is_active(&e->rcpt[i]) && strlen(e->rcpt[i].addr) > LONG_ADDR)
+			rcpt_result(e, &e->rcpt[i], 5, "5.1.3",
+			    "553 5.1.3 recipient address too long", "", 0);
 	if ((status = refusal(&l->c, e, sb.st_size, reason, sizeof reason)) != NULL) {
 		all_active(e, 5, status, reason, l->mta);
 		close(fd);
@@ -766,6 +778,16 @@ rate_wait(struct link *l)
 	}
 }
 
+/* A session-level refusal (554 greeting, 535 AUTH) defers the mail: its
+ * code is shown as the temporary one, 5.7.8 as 4.7.8. */
+static const char *
+temp_status(char *status)
+{
+	if (status[0] == '5')
+		status[0] = '4';
+	return status;
+}
+
 /* Resolves and connects as needed, then delivers. The envelope's active
  * recipients all get an outcome, unless we are stopping. */
 static void
@@ -794,7 +816,7 @@ attempt(struct link *l, struct envelope *e, const char *name)
 		return;
 	}
 	if (!l->is_open && (l->failed || session_open(l) < 0)) {
-		all_active(e, 4, l->status, l->reason, l->mta);
+		all_active(e, 4, temp_status(l->status), l->reason, l->mta);
 		return;
 	}
 	rate_wait(l);
@@ -805,7 +827,7 @@ attempt(struct link *l, struct envelope *e, const char *name)
 		client_close(&l->c, 0);
 		l->is_open = 0;
 		if (!spool_stop_requested)
-			all_active(e, 4, l->status, l->reason, l->mta);
+			all_active(e, 4, temp_status(l->status), l->reason, l->mta);
 	}
 	l->last_send = time(NULL);
 }
