@@ -904,6 +904,28 @@ release_held(struct router *rt)
 		die(EXIT_TEMP, errno, "unable to sync spool/route/new");
 }
 
+/* Releases held and scheduled mail as the configuration and the clock
+ * say. The next scheduled opening (0: none), or -1 when some mail was sent
+ * back to our input to be routed again. */
+static time_t
+release_waiting(struct router *rt)
+{
+	time_t due;
+
+	if (connectors_refresh(&rt->cs) < 0)
+		die(EXIT_TEMP, errno, "unable to read connectors.cdb");
+	rt->nrerouted = 0;
+	if (rt->scheduled_dirty)	/* a config change, or our start */
+		release_held(rt);
+	rt->scheduled_dirty = 0;
+	due = release_scheduled(rt);
+	if (rt->nrerouted > 0) {
+		rt->scheduled_dirty = 1;	/* and look again after */
+		return -1;
+	}
+	return due;
+}
+
 /* Watches for work: new input, our retry/ (deferrals) and the cdb folder
  * (a changed connectors.cdb may open or close a schedule). */
 static int
@@ -995,17 +1017,9 @@ main(int argc, char **argv)
 			route_one(&rt, name);
 		if (spool_stop_requested)
 			break;
-		if (rt.scheduled_dirty || (due != 0 && due <= time(NULL))) {
-			if (connectors_refresh(&rt.cs) < 0)
-				die(EXIT_TEMP, errno, "unable to read connectors.cdb");
-			rt.nrerouted = 0;
-			if (rt.scheduled_dirty)
-				release_held(&rt);
-			rt.scheduled_dirty = 0;
-			due = release_scheduled(&rt);
-			if (rt.nrerouted > 0)
+		if (rt.scheduled_dirty || (due != 0 && due <= time(NULL)))
+			if ((due = release_waiting(&rt)) < 0)
 				continue;	/* route what came back first */
-		}
 		if (once)
 			break;
 		watch_wait(&rt, fd, cdb_wd, due);
