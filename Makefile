@@ -6,9 +6,11 @@
 #   make test     AddressSanitizer+UBSan build, then every Bats test in t/;
 #                 ends with the line "N passed, N failed"
 #   make bench    the benchmarks side by side with Postfix
+#   make lint     cppcheck and clang-tidy (also run by make test)
+#   make fuzz     each libFuzzer target for FUZZ_SECONDS (60)
 .DELETE_ON_ERROR:
 .SECONDARY:
-.PHONY: all deps run test check lint bench clean asan
+.PHONY: all deps run test check lint bench clean asan fuzz
 
 CC      ?= cc
 WARN     = -Wall -Wextra -Werror -Wno-unused-parameter
@@ -91,6 +93,13 @@ test: deps
 
 bench: deps all
 	bench/run
+
+# Static analysis (cppcheck, clang-tidy); t/lint.bats runs it in make test.
+lint: deps
+	tools/lint
+
+# libFuzzer targets for every parser (fuzz/fuzz.mk): make fuzz FUZZ_SECONDS=60
+include fuzz/fuzz.mk
 
 clean:
 	rm -rf build $(PROGS)
