@@ -9,7 +9,10 @@
  *                                 ORIGINAL-ID.SUFFIX
  *         spool/msg/NAME          the original message, returned in the report
  * writes  spool/msg/ID, spool/incoming/new/ID
- *                                 the report (sender <>, field report KIND)
+ *                                 the report (sender <>, field report KIND:
+ *                                 one per message and kind, records of one
+ *                                 message waiting together merged), or a
+ *                                 notice to the postmaster of a double bounce
  *         spool/badmail/new/NAME  failures of mail from <>, with field note;
  *                                 records that do not parse
  *         spool/ndr/retry/NAME    records deferred after a spool error
