@@ -418,38 +418,62 @@ client_hello(struct client *c, const char *name, int use_helo)
 	return client_reply(c, CLIENT_T_MAIL);
 }
 
+/* The TLS objects, with verification when a CA bundle is given. */
+static int
+tls_setup(struct client *c, const char *ca_file)
+{
+	if ((c->ssl_ctx = SSL_CTX_new(TLS_client_method())) == NULL)
+		return client_fail(c, "4.7.0", "TLS setup failed");
+	if (ca_file != NULL && *ca_file != '\0' &&
+	    SSL_CTX_load_verify_locations(c->ssl_ctx, ca_file, NULL) != 1)
+		return client_fail(c, "4.7.5", "unable to load CA bundle %s",
+		    ca_file);
+	if ((c->ssl = SSL_new(c->ssl_ctx)) == NULL || SSL_set_fd(c->ssl, c->fd) != 1)
+		return client_fail(c, "4.7.0", "TLS setup failed");
+	if (c->host[0] != '[')
+		SSL_set_tlsext_host_name(c->ssl, c->host);
+	if (ca_file == NULL || *ca_file == '\0') {
+		SSL_set_verify(c->ssl, SSL_VERIFY_NONE, NULL);
+		return 0;
+	}
+	SSL_set_verify(c->ssl, SSL_VERIFY_PEER, NULL);
+	if (c->host[0] != '[' && SSL_set1_host(c->ssl, c->host) != 1)
+		return client_fail(c, "4.7.0", "TLS setup failed");
+	return 0;
+}
+
 int
-client_starttls(struct client *c, const char *name)
+client_starttls(struct client *c, const char *ca_file)
 {
 	time_t deadline;
 	int code = -1, rc, err;
+	long verify;
 
 	if (client_queue(c, "STARTTLS") < 0 ||
 	    (code = client_reply(c, CLIENT_T_MAIL)) != 220)
 		return code;
 	if (c->inpos != c->inlen)	/* bytes sent before TLS: an injection */
 		return client_fail(c, "4.7.0", "%s sent data before TLS", c->peer);
-	if ((c->ssl_ctx = SSL_CTX_new(TLS_client_method())) == NULL ||
-	    (c->ssl = SSL_new(c->ssl_ctx)) == NULL ||
-	    SSL_set_fd(c->ssl, c->fd) != 1)
-		return client_fail(c, "4.7.0", "TLS setup failed");
-	SSL_set_verify(c->ssl, SSL_VERIFY_NONE, NULL);
-	if (c->host[0] != '[')
-		SSL_set_tlsext_host_name(c->ssl, c->host);
+	if (tls_setup(c, ca_file) < 0)
+		return -1;
 	deadline = time(NULL) + timeout_of(c, CLIENT_T_MAIL);
 	for (;;) {
 		ERR_clear_error();
 		if ((rc = SSL_connect(c->ssl)) == 1)
 			break;
 		err = SSL_get_error(c->ssl, rc);
-		if ((err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE) ||
+		if ((err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) &&
 		    wait_fd(c->fd, err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT,
-		    deadline) <= 0)
-			return client_fail(c, "4.7.0", "TLS handshake with %s failed",
-			    c->peer);
+		    deadline) > 0)
+			continue;
+		if ((verify = SSL_get_verify_result(c->ssl)) != X509_V_OK)
+			return client_fail(c, "4.7.5", "certificate of %s not "
+			    "trusted: %s", c->peer,
+			    X509_verify_cert_error_string(verify));
+		return client_fail(c, "4.7.0", "TLS handshake with %s failed",
+		    c->peer);
 	}
 	c->is_tls = 1;
-	(void)name;
 	return 220;
 }
 

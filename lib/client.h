@@ -71,10 +71,13 @@ int client_attach(struct client *c, int fd, const char *host, const char *peer,
  * the session is plain SMTP). Reply code or -1. */
 int client_hello(struct client *c, const char *name, int use_helo);
 
-/* STARTTLS and the TLS handshake (no certificate check: opportunistic).
- * The caller says EHLO again afterwards. Reply code (220 = now TLS; any
- * other: still plain), or -1 (the connection is unusable). */
-int client_starttls(struct client *c, const char *name);
+/* STARTTLS and the TLS handshake. Without ca_file no certificate check
+ * (opportunistic TLS); with one (a PEM bundle) the server's chain must
+ * verify against it, and its name must match the host we looked up
+ * (unless that is an [IP] literal), else -1 with 4.7.5. The caller says
+ * EHLO again afterwards. Reply code (220 = now TLS; any other: still
+ * plain), or -1 (the connection is unusable). */
+int client_starttls(struct client *c, const char *ca_file);
 
 /* AUTH PLAIN (preferred) or LOGIN. 235 on success, else the code or -1. */
 int client_auth(struct client *c, const char *user, const char *pass);

@@ -320,7 +320,7 @@ trouble:
 
 struct link {
 	char key[4096];		/* hops, connector, source: what the session fits */
-	char helo[256], user[256], pass[256], etrn[256];
+	char helo[256], user[256], pass[256], etrn[256], ca[512];
 	int use_helo, tls_required, has_auth, rate_per_min, port, timeout_cap;
 	struct sockaddr_storage bind;
 	socklen_t bind_len;
@@ -382,6 +382,8 @@ link_connector(struct link *l, const char *name)
 		l->rate_per_min = atoi(v);
 	if ((v = attrs_get(&a, "etrn-request")) != NULL)
 		snprintf(l->etrn, sizeof l->etrn, "%s", v);
+	if ((v = attrs_get(&a, "tls-ca")) != NULL)
+		snprintf(l->ca, sizeof l->ca, "%s", v);
 out:
 	attrs_free(&a);
 	conf_close(&cs);
@@ -434,8 +436,10 @@ session_hello(struct link *l, int try_tls)
 	if ((code = client_hello(c, l->helo, l->use_helo)) / 100 != 2)
 		return -1;
 	if (c->has_starttls && try_tls) {
-		if ((code = client_starttls(c, l->helo)) < 0)
-			return -2;	/* handshake failed: retry in clear */
+		if ((code = client_starttls(c, l->ca)) < 0)
+			/* a failed handshake may be retried in clear, never a
+			 * certificate that did not verify */
+			return l->ca[0] != '\0' ? -1 : -2;
 		if (code == 220 && client_hello(c, l->helo, 0) / 100 != 2)
 			return -1;
 	}

@@ -354,3 +354,50 @@ os.execvp("bh-remote", ["bh-remote", "--turn", "cust", "cust.test"])
 	grep -q 'rcpt b@cust.test state=deferred code=4.2.0 ' "$BH_ROOT/spool/remote/hold/$id"
 	assert_equal "$(queue_count remote)" 2
 }
+
+# Writes connectors.cdb directly (cdbmake format), for attributes bh-config
+# does not know yet: cdb_connector NAME ATTR=VALUE...
+cdb_connector() {
+	python3 - "$BH_ROOT/cdb/connectors.cdb" "$@" <<-'EOF2'
+	import subprocess, sys
+	path, name, attrs = sys.argv[1], sys.argv[2], sys.argv[3:]
+	blob = b"".join(a.split("=", 1)[0].encode() + b"\0" + a.split("=", 1)[1].encode() + b"\0" for a in attrs)
+	recs = [(b"connector:" + name.encode(), blob), (b"connectors", name.encode() + b"\0")]
+	data = b"".join(b"+%d,%d:%s->%s\n" % (len(k), len(v), k, v) for k, v in recs) + b"\n"
+	subprocess.run(["cdb", "-c", path], input=data, check=True)
+	EOF2
+}
+
+@test "tls-ca: the server's certificate must verify, name included, or nothing is sent" {
+	local d=$BATS_TEST_TMPDIR
+	openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=mx1.a.test \
+		-keyout "$d/key.pem" -out "$d/cert.pem" 2>/dev/null
+	openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=other.test \
+		-keyout "$d/okey.pem" -out "$d/other.pem" 2>/dev/null
+	sink_start mx1 127.0.0.2 --tls "$d/cert.pem,$d/key.pem"
+	cdb_connector v address-space=* smarthost=mx1.a.test "tls-ca=$d/cert.pem"
+	envelope_put remote 'sender s@example.com' 'dest v' 'connector v' \
+		'hops smarthost:mx1.a.test' 'rcpt x@far.test state=remote' >/dev/null
+	bh-remote -1
+	assert_equal "$(sink_count mx1)" 1
+	grep -qx 'tls yes' "$d/mx1/1.env"
+	cdb_connector v address-space=* smarthost=mx1.a.test "tls-ca=$d/other.pem"
+	envelope_put remote 'sender s@example.com' 'dest v' 'connector v' \
+		'hops smarthost:mx1.a.test' 'rcpt y@far.test state=remote' >/dev/null
+	bh-remote -1
+	assert_equal "$(sink_count mx1)" 1
+	grep -q 'rcpt y@far.test state=deferred code=4.7.5 reason="4.7.5 certificate of \[127.0.0.2\]' \
+		"$BH_ROOT"/spool/remote/retry/*
+	run grep -c 'MAIL FROM' "$d/mx1/commands"
+	assert_output 1
+	# a trusted certificate for another name
+	sink_start mx2 127.0.0.3 --tls "$d/cert.pem,$d/key.pem"
+	cdb_connector w address-space=* smarthost=mx2.a.test "tls-ca=$d/cert.pem"
+	envelope_put remote 'sender s@example.com' 'dest w' 'connector w' \
+		'hops smarthost:mx2.a.test' 'rcpt z@far.test state=remote' >/dev/null
+	bh-remote -1
+	grep -q 'rcpt z@far.test state=deferred code=4.7.5 reason="4.7.5 certificate of \[127.0.0.3\]:[0-9]* not trusted: hostname mismatch' \
+		"$BH_ROOT"/spool/remote/retry/*
+	run grep -c 'MAIL FROM' "$d/mx2/commands"
+	assert_output 0
+}
