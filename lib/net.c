@@ -14,6 +14,22 @@
 
 #include "net.h"
 
+/* write(2) until all of p is out. 0 or -1. */
+static int
+write_some_all(int fd, const char *p, size_t len)
+{
+	while (len > 0) {
+		ssize_t w = write(fd, p, len);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		len -= w;
+	}
+	return 0;
+}
+
 void
 net_init(struct net *n, int rfd, int wfd, int timeout_sec)
 {
@@ -260,6 +276,55 @@ net_data(struct net *n, struct net_data *d,
 				data_flush(&o);
 				return 0;
 			}
+		}
+	}
+}
+
+/* One piece from the session's side of a relay: > 0 bytes, 0 closed. */
+static ssize_t
+net_relay_in(struct net *n, char *buf, size_t cap)
+{
+	ssize_t got;
+
+	if (n->ssl != NULL)
+		return (got = SSL_read(n->ssl, buf, cap)) > 0 ? got : 0;
+	do
+		got = read(n->rfd, buf, cap);
+	while (got < 0 && errno == EINTR);
+	return got > 0 ? got : 0;
+}
+
+int
+net_relay(struct net *n, int fd, int timeout_sec)
+{
+	static char buf[NET_BUF];
+	ssize_t got;
+
+	if ((n->pos < n->len && write_some_all(fd, n->in + n->pos,
+	    n->len - n->pos) < 0) || net_flush(n) < 0)
+		return -1;
+	n->pos = n->len = 0;
+	for (;;) {
+		struct pollfd p[2] = { { n->rfd, POLLIN, 0 }, { fd, POLLIN, 0 } };
+		int rc = 1, is_tls_ready = n->ssl && SSL_pending(n->ssl) > 0;
+		if (!is_tls_ready && (rc = poll(p, 2, timeout_sec > 0 ?
+		    timeout_sec * 1000 : -1)) < 0 && errno == EINTR)
+			continue;
+		if (rc <= 0)
+			return -1;
+		if (is_tls_ready || p[0].revents) {
+			if ((got = net_relay_in(n, buf, sizeof buf)) == 0) {
+				shutdown(fd, SHUT_WR);
+				return 0;
+			}
+			if (write_some_all(fd, buf, got) < 0)
+				return -1;
+		}
+		if (p[1].revents) {
+			if ((got = read(fd, buf, sizeof buf)) <= 0)
+				return got == 0 ? 0 : -1;
+			if (net_write(n, buf, got) < 0 || net_flush(n) < 0)
+				return -1;
 		}
 	}
 }

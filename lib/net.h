@@ -77,6 +77,13 @@ int net_tls_accept(struct net *n, SSL *ssl);
 /* Closes the TLS layer politely (not the descriptors). */
 void net_tls_end(struct net *n);
 
+/* Copies bytes both ways between the session (its buffered input first)
+ * and fd, until fd's side closes (0) or the session's does (fd gets EOF
+ * for writing, 0), or nothing moves for timeout_sec or an error (-1).
+ * For a program that takes the connection over (ATRN's role reversal),
+ * whatever layer, TLS or not, the session runs on. */
+int net_relay(struct net *n, int fd, int timeout_sec);
+
 /* Network endpoints. */
 
 /* A listening socket (non-blocking, close-on-exec) for "IP:PORT" or

@@ -69,7 +69,7 @@ struct server {
 	char name[64];
 	struct attrs a;
 	int tls, is_relay_authenticated, is_filter, is_anti_spoof;
-	int is_vrfy, is_etrn, is_plaintext_auth;
+	int is_vrfy, is_etrn, is_atrn, is_plaintext_auth;
 	int has_anonymous, has_plain, has_login;
 	long long max_size, max_session_size, max_messages, max_recipients;
 	long long max_connections, max_per_ip, max_hops, max_errors;
@@ -199,6 +199,7 @@ server_defaults(struct server *srv)
 	srv->is_anti_spoof = server_bool(srv, "anti-spoof", 0);
 	srv->is_vrfy = server_bool(srv, "vrfy", 0);
 	srv->is_etrn = server_bool(srv, "etrn", 1);
+	srv->is_atrn = server_bool(srv, "atrn", 0);
 	/* without TLS there is no other way to log in */
 	srv->is_plaintext_auth = server_bool(srv, "plaintext-auth",
 	    srv->tls == TLS_OFF);
@@ -870,6 +871,8 @@ ehlo_reply(struct session *s)
 		    s->srv->has_login ? " LOGIN" : "");
 	if (s->srv->is_etrn)
 		buf_adds(&b, "ETRN\n");
+	if (s->srv->is_atrn)
+		buf_adds(&b, "ATRN\n");
 	buf_adds(&b, "HELP");
 	smtp_reply(s->net, 250, NULL, "%s", b.data ? b.data : "");
 	buf_free(&b);
@@ -1666,6 +1669,178 @@ cmd_etrn(void *v, char *args)
 	    node), 0;
 }
 
+/* ---- ATRN (RFC 2645, On-Demand Mail Relay) ---- */
+
+/* Is c a held connector (hold=yes) that this session's account may turn
+ * (one of its trigger-accounts)? */
+static int
+atrn_connector_ok(const struct session *s, const struct connector *c)
+{
+	const char *hold = attrs_get(&c->attrs, "hold");
+	const char *list = attrs_get(&c->attrs, "trigger-accounts");
+
+	return hold && conf_parse_bool(hold) == 1 && list &&
+	    (list_has(list, s->auth_user) || list_has(list, s->auth_box));
+}
+
+/* Does c serve one of the comma-separated domains ("" = any)? */
+static int
+atrn_wants(const struct connector *c, const char *domains)
+{
+	char domain[ADDR_MAX];
+	const char *p = domains;
+
+	if (*p == '\0')
+		return 1;
+	while (*p != '\0') {
+		size_t len = strcspn(p, ",");
+		snprintf(domain, sizeof domain, "%.*s", (int)len, p);
+		p += len + (p[len] == ',');
+		if (connector_match(c, domain) >= 0)
+			return 1;
+	}
+	return 0;
+}
+
+/* The destinations to turn, "C1,C2", into dests. 0, or -1 with bad set to
+ * a requested domain that no connector of this account serves. */
+static int
+atrn_dests(const struct session *s, const char *domains, struct buf *dests,
+    char *bad, size_t cap)
+{
+	char domain[ADDR_MAX];
+	const char *p = domains;
+	size_t i;
+
+	while (*p != '\0') {
+		size_t len = strcspn(p, ","), ok = 0;
+		snprintf(domain, sizeof domain, "%.*s", (int)len, p);
+		p += len + (p[len] == ',');
+		for (i = 0; i < connectors.n && !ok; i++)
+			ok = atrn_connector_ok(s, &connectors.v[i]) &&
+			    atrn_wants(&connectors.v[i], domain);
+		if (!ok) {
+			snprintf(bad, cap, "%s", domain);
+			return -1;
+		}
+	}
+	for (i = 0; i < connectors.n; i++)
+		if (atrn_connector_ok(s, &connectors.v[i]) &&
+		    atrn_wants(&connectors.v[i], domains))
+			buf_printf(dests, "%s%s", dests->len ? "," : "",
+			    connectors.v[i].name);
+	return 0;
+}
+
+/* How many envelopes in spool/remote/hold/ are for one of dests, or -1. */
+static int
+atrn_count(const char *dests)
+{
+	char path[PATH_MAX];
+	struct dirent *d;
+	DIR *dp;
+	int n = 0;
+
+	if (root_path(path, sizeof path, "spool/remote/hold") < 0)
+		return -1;
+	if ((dp = opendir(path)) == NULL)
+		return errno == ENOENT ? 0 : -1;
+	while ((d = readdir(dp)) != NULL) {
+		struct envelope e = ENVELOPE_INIT;
+		const char *dest;
+		if (d->d_name[0] != '.' && envelope_read(&e, dirfd(dp),
+		    d->d_name) == 0 && (dest = envelope_get(&e, "dest")) != NULL &&
+		    list_has(dests, dest))
+			n++;
+		envelope_free(&e);
+	}
+	closedir(dp);
+	return n;
+}
+
+/* The role reversal: bh-remote --turn delivers the held mail over this
+ * connection, talking through a socket pair that we relay to the client
+ * (so TLS and inetd sessions work alike). Its exit code, or -1. */
+static int
+atrn_turn(struct session *s, const char *dests)
+{
+	char prog[PATH_MAX];
+	int sp[2], status = 0, rc;
+	pid_t pid;
+
+	if (root_prog(prog, sizeof prog, "bh-remote") < 0 ||
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
+		return -1;
+	if ((pid = fork()) == 0) {
+		char *argv[] = { "bh-remote", "--turn", (char *)dests,
+		    s->helo[0] ? s->helo : "atrn-client", NULL };
+		int null = open("/dev/null", O_WRONLY);
+		if (dup2(sp[1], 0) < 0 || null < 0 || dup2(null, 1) < 0)
+			_exit(EXIT_TEMP);
+		execv(prog, argv);
+		_exit(EXIT_TEMP);
+	}
+	close(sp[1]);
+	rc = pid < 0 ? -1 : net_relay(s->net, sp[0], s->srv->command_timeout);
+	close(sp[0]);
+	if (pid > 0)
+		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			;
+	log_event("atrn", "peer=%s user=%s dests=%s relay=%d exit=%d",
+	    log_quote(s->peer), log_quote(s->auth_user), log_quote(dests), rc,
+	    WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+	return pid < 0 ? -1 : WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* Refusals of ATRN before any queue is looked at. 0 none, -1 sent. */
+static int
+atrn_allowed(struct session *s, const char *args)
+{
+	if (!s->srv->is_atrn)
+		return reply_error(s, 502, "5.5.1", "Command not implemented"), -1;
+	if (s->helo[0] == '\0' || s->has_mail)
+		return reply_error(s, 503, "5.5.1", s->has_mail ? "ATRN not "
+		    "allowed in a mail transaction" : "Send EHLO first"), -1;
+	if (s->auth_user[0] == '\0')
+		return reply_error(s, 530, "5.7.0", "Authentication required"), -1;
+	if (strchr(args, ' ') != NULL || strlen(args) > 1000)
+		return reply_error(s, 501, "5.5.4", "Syntax: ATRN [domain[,domain]]"),
+		    -1;
+	return 0;
+}
+
+static int
+cmd_atrn(void *v, char *args)
+{
+	struct session *s = v;
+	struct buf dests = BUF_INIT;
+	char bad[ADDR_MAX];
+	int n;
+
+	if (atrn_allowed(s, args) < 0)
+		return 0;
+	connectors_refresh(&connectors);
+	if ((n = atrn_dests(s, args, &dests, bad, sizeof bad)) < 0 ||
+	    dests.len == 0) {
+		reply_error(s, 450, "4.7.1", "ATRN request refused%s%s",
+		    n < 0 ? ": " : "", n < 0 ? bad : "");
+		return buf_free(&dests), 0;
+	}
+	if ((n = atrn_count(dests.data)) <= 0) {
+		if (n < 0)
+			reply_error(s, 451, "4.3.0", "Unable to process ATRN request "
+			    "now");
+		else
+			smtp_reply(s->net, 453, "4.3.0", "You have no mail");
+		return buf_free(&dests), 0;
+	}
+	smtp_reply(s->net, 250, "2.0.0", "OK now reversing the connection");
+	atrn_turn(s, dests.data);
+	buf_free(&dests);
+	s->is_closing = 1;	/* the session belonged to the turn */
+	return -1;
+}
+
 /* ---- the session ---- */
 
 static const struct smtp_command commands[] = {
@@ -1674,10 +1849,9 @@ static const struct smtp_command commands[] = {
 	{ "RSET", cmd_rset }, { "NOOP", cmd_noop }, { "QUIT", cmd_quit },
 	{ "HELP", cmd_help }, { "VRFY", cmd_vrfy }, { "STARTTLS", cmd_starttls },
 	{ "AUTH", cmd_auth }, { "ETRN", cmd_etrn },
-	/* EXPN gives away lists, TURN hands mail to whoever asks, ATRN
-	 * (RFC 2645) comes with remote delivery */
+	/* EXPN gives away lists, TURN hands mail to whoever asks */
+	{ "ATRN", cmd_atrn },
 	{ "EXPN", cmd_not_implemented }, { "TURN", cmd_not_implemented },
-	{ "ATRN", cmd_not_implemented },
 	{ NULL, NULL }
 };
 
