@@ -1,15 +1,17 @@
 /*
  * bh-smtpd: an SMTP virtual server (RFC 5321 with PIPELINING, SIZE, DSN,
- * 8BITMIME, BINARYMIME, CHUNKING, STARTTLS, AUTH, ENHANCEDSTATUSCODES, ETRN).
+ * 8BITMIME, BINARYMIME, CHUNKING, SMTPUTF8, STARTTLS, AUTH,
+ * ENHANCEDSTATUSCODES, ETRN, ATRN).
  *
  * usage   bh-smtpd [-s SERVER]     listen on the server's listen= addresses,
  *                                  one process per connection
  *         bh-smtpd [-s SERVER] -i  one session on stdin/stdout (inetd style;
  *                                  the peer is $TCPREMOTEIP when not a socket)
- * reads   the SMTP session; spool/remote/{hold,retry}/ (ETRN)
+ * reads   the SMTP session; spool/remote/{hold,retry}/ (ETRN, ATRN)
  * writes  spool/msg/ID (the message with our Received: line first) and
  *         spool/incoming/new/ID (its envelope), both fsync'ed before the 250;
  *         spool/remote/new/ (ETRN moves); log/track (received)
+ * runs    protocol hooks (hooks=); bh-remote --turn after ATRN
  * config  cdb/servers.cdb "server:NAME" (default "default"), domains.cdb,
  *         directory.cdb, connectors.cdb, filters.cdb, settings.cdb
  *         (hostname, max-hops, postmaster, unresolved-host, log-level)
