@@ -232,6 +232,19 @@ smarthost [127.0.0.7] [127.0.0.7]:$SINK_PORT"
 	assert_equal "$(sink_count mx1)" 0
 	assert_equal "$(queue_count remote)" 1
 	grep -qx 'state Frozen' "$BH_ROOT/spool/state/a.test"
+	grep -q 'rcpt x@a.test state=remote' "$BH_ROOT"/spool/remote/retry/*
+	! grep -q '^tries' "$BH_ROOT"/spool/remote/retry/*
+}
+
+@test "mail that expires while its destination is frozen fails with 4.3.2" {
+	settings_set expire 1h
+	mkdir -p "$BH_ROOT/spool/state"
+	printf 'state Frozen\n' > "$BH_ROOT/spool/state/a.test"
+	remote_put a.test mx:a.test "arrived $(( $(date +%s) - 7200 ))" \
+		'rcpt x@a.test state=remote'
+	bh-remote -1
+	assert_equal "$(queue_count remote)" 0
+	grep -q 'rcpt x@a.test state=failed code=4.3.2 reason="the destination was frozen until the message expired"' $(records failure)
 }
 
 @test "2000 messages to 200 domains within the concurrency limits, nothing lost" {
