@@ -414,3 +414,29 @@ cdb_connector() {
 	run grep -c 'MAIL FROM' "$d/mx2/commands"
 	assert_output 0
 }
+
+@test "a server that stops answering times out: deferred 4.4.2, the stage goes on" {
+	settings_set timeout 1s
+	sink_start slow 127.0.0.2 --delay 20
+	sink_start imp 127.0.0.4
+	remote_put a.test mx:a.test 'rcpt x@a.test state=remote' >/dev/null
+	remote_put implicit.test mx:implicit.test 'rcpt y@implicit.test state=remote' >/dev/null
+	run timeout 15 bh-remote -1
+	assert_success
+	assert_equal "$(sink_count imp)" 1
+	grep -q 'rcpt x@a.test state=deferred code=4.4.2 reason="4.4.2 timeout while reading a reply from \[127.0.0.2\]' \
+		"$BH_ROOT"/spool/remote/retry/*
+}
+
+@test "AUTH LOGIN when the smart host offers only LOGIN" {
+	sink_start login 127.0.0.5 --ext 'PIPELINING,AUTH LOGIN' --auth 'relay:s3cret'
+	printf 'up address-space=* cost=1 smarthost=[127.0.0.5] auth=relay:s3cret\n' \
+		>> "$BH_ROOT/cdb/connectors"
+	config_make
+	envelope_put remote 'sender s@example.com' 'dest up' 'connector up' \
+		'hops smarthost:[127.0.0.5]' 'rcpt x@far.test state=remote' >/dev/null
+	bh-remote -1
+	assert_equal "$(sink_count login)" 1
+	grep -qx 'auth relay' "$BATS_TEST_TMPDIR/login/1.env"
+	grep -qx '1 AUTH LOGIN' "$BATS_TEST_TMPDIR/login/commands"
+}
