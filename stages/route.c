@@ -647,17 +647,20 @@ plan_write(struct router *rt, const char *name, const struct envelope *e,
 {
 	size_t i, k = 0;
 
-	if (p->local.nrcpt > 0) {
-		if (stage_pass(&rt->local, name, name, &p->local) < 0)
-			return -1;
-		for (i = 0; i < p->local.nrcpt; i++)
-			track("routed", name, &p->local, &p->local.rcpt[i],
-			    "local");
-	}
+	/* the remote envelopes and reports link the content from NAME, so
+	 * they come first; the local envelope keeps the name and moves last */
 	for (i = 0; i < p->n; i++)
 		if (p->v[i].env.nrcpt > 0 && group_write(rt, name, k++, &p->v[i]) < 0)
 			return -1;
-	return report_failures(name, e, p);
+	if (report_failures(name, e, p) < 0)
+		return -1;
+	if (p->local.nrcpt == 0)
+		return 0;
+	if (stage_move(&rt->st, &rt->local, name, &p->local) < 0)
+		return -1;
+	for (i = 0; i < p->local.nrcpt; i++)
+		track("routed", name, &p->local, &p->local.rcpt[i], "local");
+	return 0;
 }
 
 /* An input we cannot read waits in retry/ (it will not get better by
@@ -683,7 +686,6 @@ route_one(struct router *rt, const char *name)
 {
 	struct envelope e = ENVELOPE_INIT;
 	struct plan p;
-	int keep;
 
 	memset(&p, 0, sizeof p);
 	if (stage_read(&rt->st, name, &e) < 0) {
@@ -692,14 +694,15 @@ route_one(struct router *rt, const char *name)
 	}
 	if (connectors_refresh(&rt->cs) < 0 || plan_make(rt, &p, name, &e) < 0 ||
 	    plan_write(rt, name, &e, &p) < 0) {
+		if (errno == ENOENT && faccessat(rt->st.in.newfd, name, F_OK, 0) < 0)
+			goto out;	/* taken by bh-queue while we worked */
 		log_event("deferred", "id=%s msg=\"routing failed, again in %ds\" "
 		    "error=%s", name, RETRY_SEC, log_quote(strerror(errno)));
 		if (stage_defer(&rt->st, name, &e, time(NULL) + RETRY_SEC) < 0)
 			die(EXIT_TEMP, errno, "unable to defer %s", name);
-	} else {
-		keep = p.local.nrcpt > 0;
-		stage_done(&rt->st, name, keep);
-	}
+	} else if (p.local.nrcpt == 0)
+		stage_done(&rt->st, name, 0);	/* else it moved to spool/local */
+out:
 	plan_free(&p);
 	envelope_free(&e);
 }
