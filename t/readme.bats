@@ -1,0 +1,44 @@
+# t/readme.bats — the README documents the whole configuration language:
+# every settings key and every attribute bh-config accepts (the tables of
+# stages/config.c) appears in README backquoted, as `NAME` or `NAME=...`.
+load lib/root
+
+# accepted — "TABLE NAME" for every entry of config.c's spec tables.
+accepted() {
+	awk '/^static const struct spec [a-z_]+\[\] = \{/ { t = $5; sub(/\[\]$/, "", t) }
+	     t != "" && /^\t\{ "[a-z0-9-]+",/ { n = $2; gsub(/[",]/, "", n); print t, n }
+	     /^};/ { t = "" }' "$TOP/stages/config.c"
+}
+
+@test "readme: config.c's tables can be read (the test would pass on nothing otherwise)" {
+	run accepted
+	assert_success
+	assert_line 'settings_spec hostname'
+	assert_line 'server_spec listen'
+	assert_line 'connector_spec address-space'
+	[ "${#lines[@]}" -gt 80 ]
+}
+
+@test "readme: every settings key and attribute bh-config accepts is documented" {
+	missing=$(accepted | while read -r table name; do
+		grep -Eq "\`$name(\`|=)" "$TOP/README" || echo "$table $name"
+	done)
+	[ -z "$missing" ] || { echo "not in README (backquoted): $missing"; false; }
+}
+
+@test "readme: every source file bh-config compiles has its own part" {
+	for f in settings servers domains directory connectors filters; do
+		grep -q "^### $f " "$TOP/README"
+	done
+}
+
+@test "readme: every example root of examples/ is described in the scenarios section" {
+	sect=$(sed -n '/<!-- section: scenarios -->/,/<!-- end: scenarios -->/p' "$TOP/README")
+	[ -n "$sect" ]
+	for d in "$TOP"/examples/*/cdb "$TOP"/examples/*/*/cdb; do
+		[ -d "$d" ] || continue
+		d=${d#"$TOP"/}
+		d=${d%/cdb}
+		grep -qF "\`$d/\`" <<< "$sect" || { echo "$d/ not described"; false; }
+	done
+}
