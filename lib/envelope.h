@@ -24,7 +24,9 @@
  *	relay-host  forward to this host (settings unresolved-host), for bh-route
  * Envelope fields in use: id, arrived, size, body, ret, envid, auth, helo,
  * peer, server, msgid, subject, submitter, original-sender (before a
- * primary-address rewrite), tries, first-failure, kind (report records).
+ * primary-address rewrite), tries, first-failure, kind (report records),
+ * report (marks a report bh-ndr wrote: failure, delay, success, postmaster),
+ * note (why an envelope is in spool/badmail).
  */
 #include <stddef.h>
 

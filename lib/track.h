@@ -8,7 +8,8 @@
  *   rcpt=... size=N server=... peer=... status="..." [subject="..."]
  *
  * Events: received, expanded, routed, delivered, deferred, failed, reported,
- * badmail. Off when settings "tracking no". The subject is written only when
+ * badmail, dropped (an arrival hook), and the administrator's frozen,
+ * thawed, deleted, requeued (bh-queue). Off when settings "tracking no". The subject is written only when
  * settings "tracking-subjects yes" and the envelope has a subject field.
  */
 #include "envelope.h"
