@@ -1,3 +1,4 @@
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -31,6 +32,51 @@ add_kv(struct buf *b, const char *key, const char *value)
 		buf_printf(b, " %s=%s", key, log_quote(value));
 }
 
+/* "YYYY-MM-DD" as the UTC time of its midnight, or -1. */
+static time_t
+day_start(const char *name)
+{
+	struct tm tm;
+	const char *end;
+
+	memset(&tm, 0, sizeof tm);
+	if (strlen(name) != 10 || (end = strptime(name, "%Y-%m-%d", &tm)) == NULL ||
+	    *end != '\0')
+		return -1;
+	return timegm(&tm);
+}
+
+int
+track_expire(void (*removed)(const char *name))
+{
+	long long days = conf_setting_size("tracking-days", 7);
+	time_t now = time(NULL), day;
+	char dir[PATH_MAX];
+	struct dirent *d;
+	DIR *dp;
+
+	if (days <= 0 || root_path(dir, sizeof dir, "log/track") < 0)
+		return 0;
+	if ((dp = opendir(dir)) == NULL)
+		return errno == ENOENT ? 0 : -1;
+	while ((d = readdir(dp)) != NULL) {
+		if ((day = day_start(d->d_name)) < 0 ||
+		    day + 86400 + days * 86400 > now)
+			continue;
+		if (unlinkat(dirfd(dp), d->d_name, 0) < 0 && errno != ENOENT) {
+			int err = errno;
+			closedir(dp);
+			errno = err;
+			return -1;
+		}
+		if (removed != NULL)
+			removed(d->d_name);
+	}
+	closedir(dp);
+	return 0;
+}
+
+/* Opens today's file; the first line of a new day also expires old days. */
 static int
 track_open(const struct tm *tm)
 {
@@ -40,7 +86,11 @@ track_open(const struct tm *tm)
 	if (root_path(path, sizeof path, "log/track/%04d-%02d-%02d",
 	    tm->tm_year + 1900, tm->tm_mon + 1, tm->tm_mday) < 0)
 		return -1;
+	if ((fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC)) >= 0)
+		return fd;
 	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	if (fd >= 0)
+		track_expire(NULL);
 	if (fd < 0 && errno == ENOENT) {
 		char dir[PATH_MAX];
 		if (root_path(dir, sizeof dir, "log") == 0)

@@ -14,6 +14,12 @@
  */
 #include "envelope.h"
 
+/* Removes each day's file once the day ended more than settings
+ * tracking-days (default 7; 0 keeps all) ago, calling removed(NAME) for
+ * each when it is not NULL. track() runs it when it starts a new day's
+ * file, so the log rotates and expires by itself. 0, or -1 with errno. */
+int track_expire(void (*removed)(const char *name));
+
 /* One line for an event of envelope e (named name), about recipient r (or
  * the whole message when r is NULL), with a status text (may be NULL).
  * Failures to write are logged, never fatal: tracking never stops mail. */

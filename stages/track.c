@@ -34,6 +34,7 @@
 #include "conf.h"
 #include "log.h"
 #include "root.h"
+#include "track.h"
 
 enum { LINE_MAX_BYTES = 8192, PAIRS_MAX = 32, DEFAULT_DAYS = 7 };
 
@@ -441,31 +442,20 @@ tracking_days(void)
 	return days;
 }
 
+static void
+print_removed(const char *name)
+{
+	printf("removed log/track/%s\n", name);
+}
+
 /* Removes each day's file once the day ended more than tracking-days days
  * ago, so every line is kept at least that long. 0 days keeps all. */
 static int
 expire(void)
 {
-	long days = tracking_days();
-	time_t now = time(NULL), day;
-	char dir[PATH_MAX], path[PATH_MAX + 256];
-	struct dirent *d;
-	DIR *dp;
-
-	if (days == 0 || root_path(dir, sizeof dir, "log/track") < 0)
-		return EXIT_DONE;
-	if ((dp = opendir(dir)) == NULL)
-		return errno == ENOENT ? EXIT_DONE : EXIT_TEMP;
-	while ((d = readdir(dp)) != NULL) {
-		if (strlen(d->d_name) != 10 || (day = parse_stamp(d->d_name, 0)) < 0 ||
-		    day + 86400 + days * 86400 > now)
-			continue;
-		snprintf(path, sizeof path, "%s/%s", dir, d->d_name);
-		if (unlink(path) < 0 && errno != ENOENT)
-			die(EXIT_TEMP, errno, "unable to remove %s", path);
-		printf("removed log/track/%s\n", d->d_name);
-	}
-	closedir(dp);
+	tracking_days();	/* dies on a bad setting */
+	if (track_expire(print_removed) < 0)
+		die(EXIT_TEMP, errno, "unable to expire log/track");
 	return EXIT_DONE;
 }
 

@@ -164,3 +164,14 @@ message 300-3-3 <three@a.example> from <>'
 	assert_output "removed log/track/$(date -u -d '7 days ago' +%Y-%m-%d)"
 	assert_equal "$(ls "$BH_ROOT/log/track" | wc -l)" 3
 }
+
+@test "the tracking log expires by itself: a new day's first line removes days older than tracking-days" {
+	mkdir -p "$BH_ROOT/log/track"
+	echo old > "$BH_ROOT/log/track/2020-01-01"
+	recent=$(date -u -d '-2 days' +%Y-%m-%d)
+	echo recent > "$BH_ROOT/log/track/$recent"
+	printf 'Subject: x\n\nx\n' | bh-inject demo@example.com
+	[ ! -e "$BH_ROOT/log/track/2020-01-01" ]
+	[ -e "$BH_ROOT/log/track/$recent" ]
+	[ -s "$BH_ROOT/log/track/$(date -u +%Y-%m-%d)" ]
+}
