@@ -5,13 +5,24 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "loglevel.h"
 
-static const char *log_stage = "bh";
+static const char *log_stage = "bh", *log_category = "bh";
 
 void
 log_init(const char *stage)
 {
 	log_stage = stage;
+	log_category = strcmp(stage, "smtpd") == 0 ? "smtp" : stage;
+}
+
+static int
+log_wanted(const char *event, int level)
+{
+	if (strcmp(event, "fatal") == 0 || strcmp(event, "error") == 0 ||
+	    strcmp(event, "warning") == 0)
+		return 1;
+	return loglevel_on(log_category, level);
 }
 
 static void
@@ -41,6 +52,20 @@ log_event(const char *event, const char *fmt, ...)
 {
 	va_list ap;
 
+	if (!log_wanted(event, LOGLEVEL_MIN))
+		return;
+	va_start(ap, fmt);
+	log_vline(event, NULL, fmt, ap);
+	va_end(ap);
+}
+
+void
+log_detail(int level, const char *event, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!log_wanted(event, level))
+		return;
 	va_start(ap, fmt);
 	log_vline(event, NULL, fmt, ap);
 	va_end(ap);

@@ -3,7 +3,8 @@
  *
  * reads   spool/local/new/NAME (recipients with state=local box=MAILBOX);
  *         content spool/msg/NAME; cdb/directory.cdb (mailbox maildir, quota)
- * writes  MAILDIR/tmp/UNIQUE -> fsync -> link into MAILDIR/new -> fsync dir,
+ * writes  MAILDIR/tmp/UNIQUE -> fsync -> link into MAILDIR/new -> fsync dir
+ *         (once per batch of envelopes, before their inputs are removed),
  *         with Return-Path and Delivered-To first and LF line ends (a
  *         BINARYMIME body is copied byte for byte). MAILDIR is the mailbox's
  *         maildir= attribute (relative to the root, or absolute), default
@@ -31,6 +32,7 @@
 #include "conf.h"
 #include "content.h"
 #include "log.h"
+#include "loglevel.h"
 #include "root.h"
 #include "stage.h"
 #include "track.h"
@@ -231,7 +233,9 @@ maildir_write(struct local *l, const char *maildir, const char *name,
 	snprintf(dir, sizeof dir, "%s/new", maildir);
 	if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 		goto out_in;
-	rc = fsync(dfd);
+	/* group commit: new/ is fsync'ed once for the messages delivered
+	 * together, before their envelopes leave spool/local (stage_done) */
+	rc = stage_sync_dir(dfd);
 	close(dfd);
 	goto out_in;
 out_unlink:
@@ -417,11 +421,16 @@ local_one(struct local *l, const char *name)
 		deliver_one(l, name, &e, r, &o);
 		expire_check(&e, &o);
 		record(r, &o);
+		log_detail(LOGLEVEL_MEDIUM, rcpt_get(r, "state"),
+		    "id=%s rcpt=%s code=%s reason=%s", name, log_quote(r->addr),
+		    o.code, log_quote(o.reason));
 		track(o.kind == DELIVERED ? "delivered" : o.kind == FAIL_PERM ?
 		    "failed" : "deferred", name, &e, r, o.reason);
 		if (o.kind == FAIL_TEMP)
 			pending++;
 	}
+	log_event(pending ? "deferred" : "done", "id=%s rcpts=%zu pending=%zu",
+	    name, e.nrcpt, pending);
 	local_finish(l, name, &e, pending);
 	envelope_free(&e);
 }

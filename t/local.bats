@@ -117,3 +117,21 @@ for m in box: print(m["Subject"], m["Return-Path"], m.get_payload().strip())
 	kill -TERM $pid
 	wait_until 5 sh -c "! kill -0 $pid 2>/dev/null"
 }
+
+@test "local logs one line per message at log-level min, one per recipient at medium, nothing but errors at none" {
+	envelope_put local 'sender a@example.net' 'rcpt demo@example.com state=local box=demo' >/dev/null
+	run bh-local -1
+	assert_line --regexp '^stage=local event=done id=[^ ]+ rcpts=1 pending=0$'
+	refute_line --partial 'event=delivered'
+	echo 'log-level local=medium' >> "$BH_ROOT/cdb/settings"
+	config_make
+	envelope_put local 'sender a@example.net' 'rcpt demo@example.com state=local box=demo' >/dev/null
+	run bh-local -1
+	assert_line --regexp '^stage=local event=delivered id=[^ ]+ rcpt=demo@example.com code=2.0.0 '
+	echo 'log-level local=none' >> "$BH_ROOT/cdb/settings"
+	config_make
+	envelope_put local 'sender a@example.net' 'rcpt demo@example.com state=local box=demo' >/dev/null
+	run bh-local -1
+	assert_output ''
+	assert_equal "$(maildir_count demo)" 3
+}
