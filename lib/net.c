@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -53,11 +54,16 @@ static int
 net_wait(struct net *n)
 {
 	struct pollfd p = { n->rfd, POLLIN, 0 };
+	struct timespec ts = { n->timeout_sec, 0 };
+	sigset_t none;
 	int rc;
 
-	do
-		rc = poll(&p, 1, n->timeout_sec > 0 ? n->timeout_sec * 1000 : -1);
-	while (rc < 0 && errno == EINTR);
+	sigemptyset(&none);
+	do {
+		if (n->stop != NULL && *n->stop)
+			return 0;
+		rc = ppoll(&p, 1, n->timeout_sec > 0 ? &ts : NULL, &none);
+	} while (rc < 0 && errno == EINTR);
 	return rc > 0;
 }
 

@@ -7,6 +7,7 @@
  * buffered and flushed when a read would block: replies to pipelined
  * commands go out together and in order (RFC 2920).
  */
+#include <signal.h>
 #include <stddef.h>
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -24,6 +25,10 @@ struct net {
 	SSL *ssl;		/* NULL: plaintext */
 	int timeout_sec;	/* per read; 0 = wait forever */
 	int is_eof;		/* EOF, error or deadline seen */
+	/* When set: a wait for input ends (as at EOF) once *stop is true.
+	 * Waits unblock every signal (ppoll), so a signal the caller keeps
+	 * blocked elsewhere, such as SIGTERM, arrives only there. */
+	volatile sig_atomic_t *stop;
 	size_t pos, len;	/* unread input is in[pos..len) */
 	size_t olen;
 	unsigned long long nread, nwritten;

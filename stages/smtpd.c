@@ -1777,6 +1777,10 @@ atrn_turn(struct session *s, const char *dests)
 		char *argv[] = { "bh-remote", "--turn", (char *)dests,
 		    s->helo[0] ? s->helo : "atrn-client", NULL };
 		int null = open("/dev/null", O_WRONLY);
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		signal(SIGTERM, SIG_DFL);
 		if (dup2(sp[1], 0) < 0 || null < 0 || dup2(null, 1) < 0)
 			_exit(EXIT_TEMP);
 		execv(prog, argv);
@@ -1845,6 +1849,33 @@ cmd_atrn(void *v, char *args)
 
 /* ---- the session ---- */
 
+/* SIGTERM in a session: a session waiting for its next command closes
+ * with 421 4.3.2; one in the middle of a mail transaction finishes it
+ * first. SIGTERM stays blocked except while waiting for input. */
+static volatile sig_atomic_t session_stopping;
+
+static void
+on_session_stop(int sig)
+{
+	(void)sig;
+	session_stopping = 1;
+}
+
+static void
+session_signals(void)
+{
+	struct sigaction sa;
+	sigset_t term;
+
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_session_stop;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigemptyset(&term);
+	sigaddset(&term, SIGTERM);
+	sigprocmask(SIG_BLOCK, &term, NULL);
+}
+
 static const struct smtp_command commands[] = {
 	{ "EHLO", cmd_ehlo }, { "HELO", cmd_helo }, { "MAIL", cmd_mail },
 	{ "RCPT", cmd_rcpt }, { "DATA", cmd_data }, { "BDAT", cmd_bdat },
@@ -1898,9 +1929,15 @@ session_loop(struct session *s)
 
 	while (!s->is_closing) {
 		s->net->timeout_sec = s->srv->command_timeout;
-		if ((n = net_line(s->net, line, sizeof line)) == -1) {
-			smtp_reply(s->net, 421, "4.4.2", "%s Error: timeout or "
-			    "connection lost", server_host(s->srv));
+		s->net->stop = s->has_mail ? NULL : &session_stopping;
+		if ((session_stopping && !s->has_mail) ||
+		    (n = net_line(s->net, line, sizeof line)) == -1) {
+			if (session_stopping && !s->has_mail)
+				smtp_reply(s->net, 421, "4.3.2", "%s Service shutting "
+				    "down, closing connection", server_host(s->srv));
+			else
+				smtp_reply(s->net, 421, "4.4.2", "%s Error: timeout "
+				    "or connection lost", server_host(s->srv));
 			break;
 		}
 		trace_command(line);
@@ -2134,10 +2171,10 @@ child_start(struct server *srv, int fd, const char *ip)
 			close(listeners[i].fd);
 		close(wake_pipe[0]);
 		close(wake_pipe[1]);
-		signal(SIGTERM, SIG_DFL);
 		signal(SIGINT, SIG_DFL);
 		signal(SIGHUP, SIG_DFL);
 		signal(SIGCHLD, SIG_DFL);
+		session_signals();
 		session_run(srv, fd, fd, ip);
 		exit(EXIT_DONE);
 	}
@@ -2234,8 +2271,11 @@ serve(struct server *srv)
 	}
 	for (i = 0; i < nlisteners; i++)
 		close(listeners[i].fd);
+	children_reap();
 	log_event("stopping", "server=%s sessions=%zu", log_quote(srv->name),
 	    nchildren);
+	for (i = 0; i < nchildren; i++)
+		kill(children[i].pid, SIGTERM);	/* end at their next idle point */
 	while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
 		;
 }
@@ -2253,6 +2293,7 @@ serve_inetd(struct server *srv)
 		net_peer_text(&ss, ip, sizeof ip);
 	else if (env != NULL)
 		snprintf(ip, sizeof ip, "%s", env);
+	session_signals();
 	session_run(srv, 0, 1, ip);
 }
 

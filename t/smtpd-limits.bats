@@ -142,7 +142,29 @@ mail_of() {	# mail_of BYTES — a message of about BYTES bytes
 	assert_equal "$(ls "$BH_ROOT/spool/msg" | wc -l)" 2
 }
 
-@test "SIGTERM stops accepting, and a session in progress still finishes its message" {
+@test "SIGTERM stops accepting; a transaction in progress finishes, then 421 4.3.2" {
+	port=$(free_port)
+	smtpd_server default listen=127.0.0.1:$port
+	bh-smtpd -s default 2>>"$BATS_TEST_TMPDIR/smtpd.log" &
+	pid=$!
+	kill_on_teardown $pid
+	wait_until 10 smtpd_listening 127.0.0.1 "$port"
+	coproc CHAT { smtpd_chat 127.0.0.1 "$port"; }
+	printf '%s\n' '> EHLO x' '> MAIL FROM:<a@ok.example>' >&"${CHAT[1]}"
+	until [[ $line == "250 2.1.0"* ]]; do read -r -t 10 -u "${CHAT[0]}" line; done
+	kill -TERM "$pid"
+	wait_until 10 bash -c "! python3 -c 'import socket; socket.create_connection((\"127.0.0.1\", $port), 1)' 2>/dev/null"
+	printf '%s\n' '> RCPT TO:<demo@example.com>' '> DATA' \
+		'>> Subject: late' '>> ' '>> x' '> .' '=' >&"${CHAT[1]}"
+	exec {CHAT[1]}>&-
+	run cat <&"${CHAT[0]}"
+	assert_line --regexp '^250 2\.6\.0 '
+	assert_line --regexp '^421 4\.3\.2 .* Service shutting down, closing connection$'
+	wait "$pid"
+	assert_equal "$(queue_count incoming)" 1
+}
+
+@test "SIGTERM closes idle sessions at once with 421 4.3.2 and the server exits" {
 	port=$(free_port)
 	smtpd_server default listen=127.0.0.1:$port
 	bh-smtpd -s default 2>>"$BATS_TEST_TMPDIR/smtpd.log" &
@@ -151,17 +173,13 @@ mail_of() {	# mail_of BYTES — a message of about BYTES bytes
 	wait_until 10 smtpd_listening 127.0.0.1 "$port"
 	coproc CHAT { smtpd_chat 127.0.0.1 "$port"; }
 	echo '> EHLO x' >&"${CHAT[1]}"
-	read -r -u "${CHAT[0]}" greeting
-	[[ $greeting == 220* ]]
+	until [[ $line == "250 "* ]]; do read -r -t 10 -u "${CHAT[0]}" line; done
 	kill -TERM "$pid"
-	wait_until 10 bash -c "! python3 -c 'import socket; socket.create_connection((\"127.0.0.1\", $port), 1)' 2>/dev/null"
-	printf '%s\n' '> MAIL FROM:<a@ok.example>' '> RCPT TO:<demo@example.com>' '> DATA' \
-		'>> Subject: late' '>> ' '>> x' '> .' '> QUIT' >&"${CHAT[1]}"
+	echo '=' >&"${CHAT[1]}"
+	read -r -t 10 -u "${CHAT[0]}" line
+	assert_equal "${line:0:9}" "421 4.3.2"
 	exec {CHAT[1]}>&-
-	run cat <&"${CHAT[0]}"
-	assert_line --regexp '^250 2\.6\.0 '
-	wait "$pid"
-	assert_equal "$(queue_count incoming)" 1
+	wait_until 10 bash -c "! kill -0 $pid 2>/dev/null"
 }
 
 @test "50 concurrent sessions sending 20 messages each: all 1000 queued" {
