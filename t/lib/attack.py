@@ -5,6 +5,8 @@
     attack.py bdat-big PORT LISTENER_PID BYTES  one BDAT chunk of BYTES
     attack.py slow PORT INTERVAL                a command one byte per INTERVAL s
     attack.py hold PORT SOURCE_IP N             N sessions from SOURCE_IP, held
+    attack.py send PORT FIRST COUNT SIZE RCPT   messages FIRST.. of SIZE bytes,
+                                                 one session each, "X-Seq: N"
 
 Each prints what it saw, one "key value" per line, for the test to assert.
 Memory is the VmRSS of the session process (the listener's child), sampled
@@ -198,6 +200,35 @@ def hold(port, source, count):
     sys.stdin.read()			# held until the test closes stdin
 
 
+def send(port, first, count, size, rcpt):
+    """Each message in its own session; prints "msg N REPLY" with the reply
+    to the end of its data (or the refusal that came first)."""
+    for n in range(first, first + count):
+        try:
+            s, f = connect(port)
+        except OSError as e:
+            print("msg", n, "connect", e.errno)
+            continue
+        body = (b"Subject: seq %d\r\nX-Seq: %d\r\n\r\n" % (n, n)
+                + (b"x" * 76 + b"\r\n") * (size // 78))
+        final = reply(f)
+        for cmd in (b"EHLO filler.example", b"MAIL FROM:<a@ok.example>",
+                    b"RCPT TO:<%s>" % rcpt.encode(), b"DATA"):
+            if not final.startswith("2") and not final.startswith("3"):
+                break
+            s.sendall(cmd + b"\r\n")
+            final = reply(f)
+        if final.startswith("354"):
+            s.sendall(body + b".\r\n")
+            final = reply(f)
+        print("msg", n, final[:9].replace(" ", "_"), flush=True)
+        try:
+            s.sendall(b"QUIT\r\n")
+            s.close()
+        except OSError:
+            pass
+
+
 def main():
     cmd, port = sys.argv[1], int(sys.argv[2])
     if cmd == "longline":
@@ -208,6 +239,9 @@ def main():
         bdat_big(port, int(sys.argv[3]), int(sys.argv[4]))
     elif cmd == "slow":
         slow(port, float(sys.argv[3]))
+    elif cmd == "send":
+        send(port, int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]),
+             sys.argv[6])
     elif cmd == "hold":
         hold(port, sys.argv[3], int(sys.argv[4]))
     sys.stdout.flush()
