@@ -77,3 +77,25 @@ unknown_fails_once() {
 	method shared-domain/unresolved
 	unknown_fails_once
 }
+
+@test "shared domain, misconfigured: both systems shared towards each other — the hop count ends the loop with an NDR" {
+	method shared-domain
+	other=$BATS_TEST_TMPDIR/other
+	sed -i 's/type=authoritative/type=shared/' "$other/cdb/domains"
+	printf '%s\n' "back address-space=example.com cost=1 smarthost=[127.0.0.2]:$SC_PORT" \
+		'internet address-space=* cost=1 route=dns' > "$other/cdb/connectors"
+	echo 'max-hops 8' >> "$other/cdb/settings"
+	echo 'max-hops 8' >> "$BATS_TEST_TMPDIR/first/cdb/settings"
+	make -s -C "$other/cdb"
+	make -s -C "$BATS_TEST_TMPDIR/first/cdb"
+	run sc_send 127.0.0.2 -f someone@outside.test -t nosuch@example.com --h-Subject "round and round"
+	assert_success
+	wait_until 60 sink_has internet 1
+	run sc_dsn "$(ls "$BATS_TEST_TMPDIR"/internet/*.eml)"
+	assert_line 'rcpt nosuch@example.com Status: 5.4.6'
+	assert_line --regexp '^rcpt nosuch@example.com Diagnostic-Code: smtp; 554 5\.4\.6 '
+	# with max-hops 8 it went round four times (hops 1, 3, 5, 7 at the
+	# first system, 2, 4, 6, 8 at the other), then the ninth was refused
+	assert_equal "$(sc_received first nosuch@example.com)" 4
+	assert_equal "$(sc_received other nosuch@example.com)" 4
+}
