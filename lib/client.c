@@ -272,15 +272,16 @@ read_reply(struct client *c, int timeout_sec, int is_ehlo)
 	time_t deadline = time(NULL) + timeout_of(c, timeout_sec);
 	char line[CLIENT_LINE_MAX + 1];
 	size_t used = 0;
+	ssize_t len;
 	int nlines;
 
 	for (nlines = 0; nlines < CLIENT_LINES_MAX; nlines++) {
 		errno = 0;
-		if (read_line(c, line, deadline) < 0)
+		if ((len = read_line(c, line, deadline)) < 0)
 			return dropped(c, "while reading a reply from");
-		if (strlen(line) < 3 || !isdigit((unsigned char)line[0]) ||
+		if (len < 3 || !isdigit((unsigned char)line[0]) ||
 		    !isdigit((unsigned char)line[1]) || !isdigit((unsigned char)line[2]) ||
-		    (line[3] != ' ' && line[3] != '-' && line[3] != '\0'))
+		    (len > 3 && line[3] != ' ' && line[3] != '-'))
 			return client_fail(c, "4.4.2", "bad reply from %s: %s",
 			    c->peer, line);
 		if (nlines == 0) {

@@ -466,7 +466,7 @@ addr_add(struct dns_hosts *out, const struct host *h,
 static void
 addrs_collect(struct lookup *lk, struct dns_hosts *out)
 {
-	struct host *order[HOSTS_MAX];
+	struct host *order[HOSTS_MAX] = { NULL };
 	size_t i, j;
 
 	for (i = 0; i < lk->nhosts; i++)

@@ -1175,8 +1175,12 @@ consider(struct sched *s, const char *name, time_t now)
 			item_pend(it);
 		return;
 	}
-	if ((it = calloc(1, sizeof *it)) == NULL || (it->name = strdup(name)) == NULL)
+	if ((it = calloc(1, sizeof *it)) == NULL)
 		die(EXIT_TEMP, ENOMEM, "out of memory");
+	if ((it->name = strdup(name)) == NULL) {
+		free(it);
+		die(EXIT_TEMP, ENOMEM, "out of memory");
+	}
 	h = hash_name(name);
 	it->next = s->hash[h];
 	s->hash[h] = it;
@@ -1438,6 +1442,8 @@ sched_stop(struct sched *s)
 	for (i = 0; i < s->nworkers; i++)
 		kill(s->workers[i].pid, SIGTERM);
 	reap(s, 1);
+	free(s->workers);
+	s->workers = NULL;
 }
 
 int
