@@ -42,3 +42,10 @@ accepted() {
 		grep -qF "\`$d/\`" <<< "$sect" || { echo "$d/ not described"; false; }
 	done
 }
+
+@test "readme: every program (stages/NAME.c) is described" {
+	for f in "$TOP"/stages/*.c; do
+		n=bh-$(basename "$f" .c)
+		grep -Eq "(^|[^a-z-])$n([^a-z-]|\$)" "$TOP/README" || { echo "$n is not in README"; false; }
+	done
+}
