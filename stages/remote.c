@@ -8,9 +8,13 @@
  *         spool/state/DEST        destination link state: Ready / Retry
  * config  settings: retry, delay-notify, expire, max-remote,
  *         max-remote-per-domain, remote-port, timeout, dns, hostname;
- *         connectors.cdb (helo, tls, auth, rate, etrn-request);
+ *         connectors.cdb (helo, tls, tls-ca, auth, rate, etrn-request);
  *         servers.cdb (the source= server's listen address and hostname)
  * exit    0 queue drained (-1) or SIGTERM; 100 bad usage; 111 spool trouble
+ *
+ * bh-remote --turn DEST,... [NAME] is the ATRN role reversal: fd 0 is a
+ * connection whose client now acts as the server; the envelopes in
+ * spool/remote/hold/ for those destinations go over it (see turn()).
  *
  * Concurrency: a scheduler and forked workers. The parent never touches the
  * network: it watches new/ (inotify), groups waiting envelopes by
