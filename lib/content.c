@@ -72,6 +72,26 @@ content_link(const char *from, const char *to)
 }
 
 int
+content_link_lazy(const char *from, const char *to)
+{
+	int dir = msg_dir();
+
+	if (dir < 0)
+		return -1;
+	if (linkat(dir, from, dir, to, 0) < 0 && errno != EEXIST)
+		return -1;
+	return 0;
+}
+
+int
+content_sync(void)
+{
+	int dir = msg_dir();
+
+	return dir < 0 ? -1 : spool_fsync_dir(dir);
+}
+
+int
 content_unlink(const char *name)
 {
 	int dir = msg_dir();

@@ -20,6 +20,13 @@ int content_open(const char *name);
  * makes it durable. Call before handing over an envelope named TO. */
 int content_link(const char *from, const char *to);
 
+/* content_link without making it durable: for a batch of links followed by
+ * one content_sync before the envelopes that use them are handed over. */
+int content_link_lazy(const char *from, const char *to);
+
+/* fsyncs spool/msg (after content_link_lazy). 0 or -1. */
+int content_sync(void);
+
 /* Removes spool/msg/NAME (ENOENT is fine). Call after the envelope NAME is
  * gone or handed on under another name. */
 int content_unlink(const char *name);

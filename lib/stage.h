@@ -44,7 +44,13 @@ int stage_next(struct stage *st, char *name, size_t cap);
 int stage_read(struct stage *st, const char *name, struct envelope *e);
 
 /* Writes e into queue `next` as NEWNAME. When NEWNAME differs from NAME the
- * content link msg/NEWNAME is made first. 0, or -1 with errno. */
+ * content link msg/NEWNAME is made first. 0, or -1 with errno.
+ * Group commit: the envelope is written into tmp/ now; its fsync, the
+ * rename into new/ and the directory fsyncs are done for a batch of
+ * outputs together, at the latest when the stage next asks stage_next for
+ * work with none at hand (or a stop). Inputs given to stage_done meanwhile
+ * are removed only after that, so the output is on disk before its input
+ * goes. stage_move batches the same way. */
 int stage_pass(const struct spool *next, const char *name,
     const char *newname, const struct envelope *e);
 
@@ -65,8 +71,15 @@ int stage_defer(struct stage *st, const char *name, const struct envelope *e,
     time_t when);
 
 /* Removes the input NAME from new/, and its content link unless the
- * envelope went on under the same name (keep_content). */
+ * envelope went on under the same name (keep_content). While outputs of
+ * stage_pass/stage_move (or stage_sync_dir) wait for their commit, the
+ * removal waits with them. */
 void stage_done(struct stage *st, const char *name, int keep_content);
+
+/* Has the directory fsync'ed at the next group commit (see stage_pass),
+ * before any input finished after this call is removed: for a stage that
+ * writes its own output files (bh-local's Maildir new/). 0 or -1. */
+int stage_sync_dir(int dirfd);
 
 /* Hands a report record to spool/ndr: a copy of e's head with kind
  * (failure, delay, success, relayed) and the given recipients (those with
