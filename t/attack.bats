@@ -156,3 +156,16 @@ setup() { root_new; }
 	assert_equal "$(cat "$BATS_TEST_TMPDIR/sender")" "\"\`touch $pwned\`;\$(touch $pwned)\"@ok.example"
 	[ "$(queue_count route)" -eq 1 ]
 }
+
+@test "other local users cannot read mail: content, envelopes and deliveries 0600, maildirs 0700" {
+	run smtpd_inetd < <(printf 'EHLO x\r\nMAIL FROM:<a@ok.example>\r\nRCPT TO:<demo@example.com>\r\nDATA\r\nSubject: secret\r\n\r\nhi\r\n.\r\nQUIT\r\n')
+	assert_line --regexp '^250 2\.6\.0 '
+	id=$(incoming_ids)
+	assert_equal "$(stat -c %a "$BH_ROOT/spool/msg/$id")" 600
+	assert_equal "$(stat -c %a "$BH_ROOT/spool/incoming/new/$id")" 600
+	bh-categorize -1 && bh-route -1 && bh-local -1
+	assert_equal "$(maildir_count demo)" 1
+	assert_equal "$(stat -c %a "$BH_ROOT"/mailroot/demo/Maildir/new/*)" 600
+	assert_equal "$(stat -c %a "$BH_ROOT/mailroot/demo/Maildir")" 700
+	assert_equal "$(stat -c %a "$BH_ROOT/mailroot/demo")" 700
+}
