@@ -50,11 +50,23 @@ net_init(struct net *n, int rfd, int wfd, int timeout_sec)
 }
 
 /* Waits until rfd is readable or the deadline passes: 1, or 0. */
+static long long
+net_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+/* Waits until rfd is readable: 1, or 0 at the timeout, the line's
+ * deadline or a stop. */
 static int
 net_wait(struct net *n)
 {
 	struct pollfd p = { n->rfd, POLLIN, 0 };
-	struct timespec ts = { n->timeout_sec, 0 };
+	struct timespec ts;
+	long long ms;
 	sigset_t none;
 	int rc;
 
@@ -62,7 +74,17 @@ net_wait(struct net *n)
 	do {
 		if (n->stop != NULL && *n->stop)
 			return 0;
-		rc = ppoll(&p, 1, n->timeout_sec > 0 ? &ts : NULL, &none);
+		ms = n->timeout_sec > 0 ? n->timeout_sec * 1000LL : -1;
+		if (n->deadline_ms > 0) {
+			long long left = n->deadline_ms - net_now_ms();
+			if (left <= 0)
+				return 0;
+			if (ms < 0 || left < ms)
+				ms = left;
+		}
+		ts.tv_sec = ms / 1000;
+		ts.tv_nsec = ms % 1000 * 1000000;
+		rc = ppoll(&p, 1, ms >= 0 ? &ts : NULL, &none);
 	} while (rc < 0 && errno == EINTR);
 	return rc > 0;
 }
@@ -114,8 +136,8 @@ net_fill(struct net *n)
 
 /* Scans one line: copies what fits, notes every CR that is not the one
  * right before the LF. */
-ssize_t
-net_line(struct net *n, char *line, size_t cap)
+static ssize_t
+net_line_scan(struct net *n, char *line, size_t cap)
 {
 	size_t len = 0;
 	int is_toolong = 0, ncr = 0, last_cr = 0;
@@ -153,6 +175,18 @@ net_line(struct net *n, char *line, size_t cap)
 	if (!last_cr || ncr > 0)
 		return NET_BARE;
 	return is_toolong ? NET_TOOLONG : (ssize_t)len;
+}
+
+ssize_t
+net_line(struct net *n, char *line, size_t cap)
+{
+	ssize_t rc;
+
+	n->deadline_ms = n->timeout_sec > 0 ? net_now_ms() +
+	    n->timeout_sec * 1000LL : 0;
+	rc = net_line_scan(n, line, cap);
+	n->deadline_ms = 0;
+	return rc;
 }
 
 int

@@ -29,6 +29,7 @@ struct net {
 	 * Waits unblock every signal (ppoll), so a signal the caller keeps
 	 * blocked elsewhere, such as SIGTERM, arrives only there. */
 	volatile sig_atomic_t *stop;
+	long long deadline_ms;	/* monotonic; 0 = none (set per command line) */
 	size_t pos, len;	/* unread input is in[pos..len) */
 	size_t olen;
 	unsigned long long nread, nwritten;
@@ -41,7 +42,9 @@ void net_init(struct net *n, int rfd, int wfd, int timeout_sec);
 /* Reads one line into line[cap] (cap > 1), CRLF removed, NUL-terminated.
  * Returns its length, NET_TOOLONG or NET_BARE (the rest of the line is
  * consumed, so the session stays in sync), or -1 on EOF, error or timeout.
- * Only CRLF ends a line cleanly; a bare LF also ends it (NET_BARE). */
+ * Only CRLF ends a line cleanly; a bare LF also ends it (NET_BARE). The
+ * whole line must arrive within timeout_sec: a client trickling a byte at
+ * a time is cut off like a silent one. */
 ssize_t net_line(struct net *n, char *line, size_t cap);
 
 /* Copies exactly len bytes of input to sink in pieces (BDAT). sink may be

@@ -240,3 +240,35 @@ mail_of() {	# mail_of BYTES — a message of about BYTES bytes
 	assert_equal "$(queue_count incoming)" 0
 	assert_equal "$(ls "$BH_ROOT/spool/msg" | wc -l)" 0
 }
+
+@test "a client trickling a command a byte at a time is cut off at the command timeout" {
+	port=$(free_port)
+	smtpd_server default listen=127.0.0.1:$port timeout=2s
+	smtpd_start default 127.0.0.1 "$port"
+	run python3 - "$port" <<-'EOF'
+	import socket, sys, time
+	s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=20)
+	f = s.makefile("rb")
+	f.readline()
+	start = time.time()
+	try:
+	    for c in b"NOOP" * 100:
+	        s.sendall(bytes([c]))
+	        time.sleep(0.3)
+	        s.setblocking(False)
+	        try:
+	            line = s.recv(200)
+	        except BlockingIOError:
+	            line = b""
+	        s.setblocking(True)
+	        if line:
+	            print(line.decode().strip())
+	            break
+	except (BrokenPipeError, ConnectionResetError):
+	    pass
+	print("seconds", int(time.time() - start))
+	EOF
+	assert_line --regexp '^421 4\.4\.2 '
+	seconds=$(sed -n 's/^seconds //p' <<<"$output")
+	[ "$seconds" -le 4 ]
+}
