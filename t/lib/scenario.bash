@@ -86,6 +86,19 @@ sc_start() {
 	SC_SYSTEMS+=("$1")
 }
 
+# sc_supervise SYSTEM — the same under runit: bh-supervise runs the root
+# (one service per stage and per virtual server, logs in log/NAME/current);
+# waits until every listen= address answers.
+sc_supervise() {
+	local dir="$BATS_TEST_TMPDIR/$1" a
+	BH_ROOT=$dir bh-supervise 2>>"$BATS_TEST_TMPDIR/$1.log" 3>&- &
+	kill_on_teardown $!
+	for a in $(grep -o 'listen=[^[:space:]]*' "$dir/cdb/servers" | cut -d= -f2 | tr , ' '); do
+		wait_until 20 smtp_answers "${a%:*}" "${a##*:}"
+	done
+	SC_SYSTEMS+=("$1")
+}
+
 smtp_answers() {
 	python3 -c 'import socket,sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 1).close()' "$1" "$2" 2>/dev/null
 }
