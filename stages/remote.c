@@ -393,16 +393,35 @@ out:
 	conf_close(&cs);
 }
 
+/* What connections are counted and shared by: the recipient domain for
+ * mail going by its own MX (one "mx:DOMAIN" hop), else the destination
+ * (a connector: its smart host list comes shuffled per envelope, so the
+ * hops text would split one destination into many). */
+static void
+route_key(const struct envelope *e, char *out, size_t cap)
+{
+	const char *hops = envelope_get(e, "hops"), *dest = envelope_get(e, "dest");
+
+	if (hops != NULL && strncmp(hops, "mx:", 3) == 0 && strchr(hops, ' ') == NULL)
+		snprintf(out, cap, "%s", hops);
+	else if (dest != NULL && *dest != '\0')
+		snprintf(out, cap, "%s", dest);
+	else
+		snprintf(out, cap, "%s", e->nrcpt > 0 ? addr_domain(e->rcpt[0].addr) :
+		    "unknown");
+}
+
 /* Sets up l for envelope e unless it already fits. 1 changed, 0 same. */
 static int
 link_prepare(struct link *l, const struct envelope *e)
 {
-	const char *hops = envelope_get(e, "hops"), *conn = envelope_get(e, "connector");
+	const char *conn = envelope_get(e, "connector");
 	const char *source = envelope_get(e, "source");
-	char key[sizeof l->key];
+	char key[sizeof l->key], route[DEST_NAME_MAX + 8];
 
-	snprintf(key, sizeof key, "%s|%s|%s", hops ? hops : "",
-	    conn ? conn : "", source ? source : "");
+	route_key(e, route, sizeof route);
+	snprintf(key, sizeof key, "%s|%s|%s", route, conn ? conn : "",
+	    source ? source : "");
 	if (strcmp(key, l->key) == 0)
 		return 0;
 	if (l->is_open)
@@ -735,6 +754,7 @@ dest_frozen(const char *dest)
 
 /* What a worker learnt about its destination. */
 struct outcome {
+	char dest[DEST_NAME_MAX];	/* the link-state name (field dest) */
 	time_t earliest;	/* the soonest deferred attempt */
 	int had_session;	/* some host took a session: Ready */
 	int had_trouble;	/* no session (connection or DNS 4.x.x): Retry */
@@ -872,6 +892,8 @@ worker_one(struct stage *st, struct link *l, const char *name,
 		goto out;
 	dest = envelope_get(&e, "dest");
 	frozen = dest != NULL && dest_frozen(dest);
+	if (dest != NULL)
+		snprintf(o->dest, sizeof o->dest, "%s", dest);
 	if (!turn_mode)
 		link_prepare(l, &e);
 	if (!frozen)
@@ -897,15 +919,16 @@ out:
 /* Exits 0 when every envelope was settled (or vanished), 111 otherwise:
  * the scheduler then leaves the rest alone for a while. */
 static _Noreturn void
-worker(struct stage *st, const char *dest, char **names, size_t n)
+worker(struct stage *st, char **names, size_t n)
 {
 	struct link *l = calloc(1, sizeof *l);
-	struct outcome o = { 0, 0, 0, 0 };
+	struct outcome o;
 	struct policy p;
 	size_t i;
 
 	if (l == NULL)
 		_exit(EXIT_TEMP);
+	memset(&o, 0, sizeof o);
 	policy_read(&p);
 	for (i = 0; i < n && !spool_stop_requested; i++)
 		worker_one(st, l, names[i], &p, &o);
@@ -914,8 +937,8 @@ worker(struct stage *st, const char *dest, char **names, size_t n)
 		client_reply(&l->c, CLIENT_T_MAIL);
 	if (l->is_open)
 		client_close(&l->c, 1);
-	if (!spool_stop_requested && l->key[0] != '\0' && !dest_frozen(dest))
-		dest_update(dest, l, &o);
+	if (!spool_stop_requested && o.dest[0] != '\0' && !dest_frozen(o.dest))
+		dest_update(o.dest, l, &o);
 	_exit(o.spool_trouble || spool_stop_requested ? EXIT_TEMP : EXIT_DONE);
 }
 
@@ -973,7 +996,7 @@ static int
 turn(struct stage *st, const char *dests, const char *peer)
 {
 	struct link *l = calloc(1, sizeof *l);
-	struct outcome o = { 0, 0, 0, 0 };
+	struct outcome o;
 	struct policy p;
 	char **names;
 	size_t i, n;
@@ -988,6 +1011,7 @@ turn(struct stage *st, const char *dests, const char *peer)
 		die(EXIT_TEMP, errno, "unable to open spool/remote/hold");
 	st->in.newfd = st->in.retryfd = holdfd;
 	turn_mode = 1;
+	memset(&o, 0, sizeof o);
 	policy_read(&p);
 	snprintf(l->helo, sizeof l->helo, "%s", conf_hostname());
 	l->timeout_cap = conf_setting_time("timeout", 0);
@@ -1170,7 +1194,7 @@ consider(struct sched *s, const char *name, time_t now)
 {
 	struct envelope e = ENVELOPE_INIT;
 	struct item *it = item_find(s, name);
-	const char *dest;
+	char key[DEST_NAME_MAX + 8];
 	unsigned h;
 
 	if (it != NULL) {
@@ -1200,10 +1224,8 @@ consider(struct sched *s, const char *name, time_t now)
 		envelope_free(&e);
 		return;
 	}
-	dest = envelope_get(&e, "dest");
-	if (dest == NULL || *dest == '\0')
-		dest = e.nrcpt > 0 ? addr_domain(e.rcpt[0].addr) : "unknown";
-	it->d = dest_get(s, dest, envelope_get(&e, "connector"));
+	route_key(&e, key, sizeof key);
+	it->d = dest_get(s, key, envelope_get(&e, "connector"));
 	it->d->nitems++;
 	item_pend(it);
 	envelope_free(&e);
@@ -1249,7 +1271,7 @@ launch(struct sched *s, struct dsched *d, size_t slots)
 	if (pid == 0) {
 		if (s->inotify >= 0)
 			close(s->inotify);
-		worker(s->st, d->name, names, k);
+		worker(s->st, names, k);
 	}
 	free(names);
 	w->pid = pid;

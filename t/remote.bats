@@ -20,7 +20,8 @@ setup() {
 		--host-record=e1.eq.test,127.0.0.2 --host-record=e2.eq.test,127.0.0.3 \
 		--host-record=implicit.test,127.0.0.4 \
 		--mx-host=nullmx.test,.,0 \
-		--host-record=relay.example.test,127.0.0.6
+		--host-record=relay.example.test,127.0.0.6 \
+		--mx-host=b.test,mx1.a.test,10
 }
 
 remote_daemon() {
@@ -439,4 +440,23 @@ cdb_connector() {
 	assert_equal "$(sink_count login)" 1
 	grep -qx 'auth relay' "$BATS_TEST_TMPDIR/login/1.env"
 	grep -qx '1 AUTH LOGIN' "$BATS_TEST_TMPDIR/login/commands"
+}
+
+@test "max-remote-per-domain counts recipient domains, also behind one route=dns connector" {
+	settings_set max-remote-per-domain 1
+	sink_start mx1 127.0.0.2 --delay 1
+	printf 'internet address-space=* cost=1 route=dns\n' >> "$BH_ROOT/cdb/connectors"
+	config_make
+	local dom
+	for dom in a.test a.test b.test b.test; do
+		envelope_put remote 'sender s@example.com' 'dest internet' 'connector internet' \
+			"hops mx:$dom" "rcpt x@$dom state=remote" >/dev/null
+	done
+	bh-remote -1
+	assert_equal "$(sink_count mx1)" 4
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/mx1/max-concurrent")" 2
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/mx1/sessions")" 2
+	run cat "$BATS_TEST_TMPDIR/mx1/max-per-domain"
+	assert_output "a.test 1
+b.test 1"
 }
