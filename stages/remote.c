@@ -937,6 +937,9 @@ worker(struct stage *st, char **names, size_t n)
 		client_reply(&l->c, CLIENT_T_MAIL);
 	if (l->is_open)
 		client_close(&l->c, 1);
+	/* bh-route treats a Retry without a time as down for good */
+	if (o.earliest == 0)
+		o.earliest = time(NULL) + p.retry[0];
 	if (!spool_stop_requested && o.dest[0] != '\0' && !dest_frozen(o.dest))
 		dest_update(o.dest, l, &o);
 	_exit(o.spool_trouble || spool_stop_requested ? EXIT_TEMP : EXIT_DONE);
