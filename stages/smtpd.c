@@ -609,8 +609,11 @@ received_line(struct session *s, struct buf *b)
 		buf_printf(b, "\t(using %s)\r\n", s->tls_desc);
 	if (s->auth_user[0] != '\0')
 		buf_printf(b, "\t(authenticated as %s)\r\n", s->auth_user);
+	/* the date always follows on a continuation line of its own */
 	if (s->env.nrcpt == 1)
 		buf_printf(b, "\tfor <%s>", s->env.rcpt[0].addr);
+	else
+		buf_addc(b, '\t');
 	return buf_printf(b, "; %s\r\n", date);
 }
 

@@ -271,3 +271,17 @@ msg='From: a@example.net\r\nTo: demo@example.com\r\nSubject: hello there\r\nMess
 		assert_line --index 0 --regexp '^220 '
 	done
 }
+
+@test "the Received line of a message to several recipients is one well-formed header field" {
+	run smtpd_inetd 198.51.100.7 < <(printf "EHLO client.example\r\nMAIL FROM:<a@example.net>\r\nRCPT TO:<demo@example.com>\r\nRCPT TO:<postmaster@example.com>\r\nDATA\r\n${msg}.\r\nQUIT\r\n")
+	assert_success
+	id=$(incoming_ids)
+	run python3 -c '
+import email, email.policy, sys
+m = email.message_from_binary_file(open(sys.argv[1], "rb"), policy=email.policy.default)
+print(len(m.get_all("Received")), m["Subject"], m["Message-ID"])
+print(m["Received"].split(";")[-1].strip()[:4])
+' "$BH_ROOT/spool/msg/$id"
+	assert_line --index 0 '1 hello there <m1@example.net>'
+	assert_line --index 1 --regexp '^(Mon|Tue|Wed|Thu|Fri|Sat|Sun),$'
+}
