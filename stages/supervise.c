@@ -8,8 +8,11 @@
  * signals TERM, INT: HUP to runsvdir (it TERMs every runsv, which stops its
  *         service and logger), wait until no descendant remains (KILL what
  *         is left after a grace period), exit 0.
- *         HUP: rewrite the service directories; never passed on, since HUP
- *         makes runsvdir stop everything.
+ *         HUP: rewrite the service directories, then HUP each running
+ *         smtpd-NAME service through its runsv control pipe (bh-smtpd
+ *         rereads its listen= on HUP, which a rewritten run script alone
+ *         would not make it do); never passed to runsvdir, for which HUP
+ *         means stop everything.
  * runsvdir dying: we are a child subreaper, so its orphaned runsv processes
  *         become our children: they are stopped (TERM, then KILL) and reaped
  *         before a new runsvdir starts, so no stage ever runs twice. If we
@@ -298,6 +301,34 @@ supervise_stop(struct supervise *sv)
 	exit(EXIT_DONE);
 }
 
+/* Tells each smtpd-NAME service's runsv to send its server HUP ('h' on
+ * the control pipe). A service whose runsv is not up yet is skipped: it
+ * will read the new configuration when it starts. */
+static void
+supervise_hup_servers(const struct supervise *sv)
+{
+	char control[PATH_MAX + 300];
+	struct dirent *d;
+	DIR *dp;
+	int fd;
+
+	if ((dp = opendir(sv->svdir)) == NULL)
+		return;
+	while ((d = readdir(dp)) != NULL) {
+		if (strncmp(d->d_name, "smtpd-", 6) != 0)
+			continue;
+		snprintf(control, sizeof control, "%s/%s/supervise/control",
+		    sv->svdir, d->d_name);
+		if ((fd = open(control, O_WRONLY | O_NONBLOCK | O_CLOEXEC)) < 0)
+			continue;
+		if (write(fd, "h", 1) != 1)
+			log_event("warning", "service=%s msg=\"unable to send HUP\"",
+			    d->d_name);
+		close(fd);
+	}
+	closedir(dp);
+}
+
 static void
 supervise_on(struct supervise *sv, int sig)
 {
@@ -308,6 +339,8 @@ supervise_on(struct supervise *sv, int sig)
 		if (supervise_rewrite(sv) < 0)
 			log_event("warning", "msg=\"bh-runit failed: the "
 			    "services stay as they were\"");
+		else
+			supervise_hup_servers(sv);
 	}
 	else if (sig == SIGCHLD)
 		supervise_reap(sv);

@@ -149,6 +149,18 @@ STAGES="categorize local ndr remote route"
 	assert_equal "$(sv_runsvdir_pid)" "$runsvdir"
 }
 
+@test "SIGHUP makes a running virtual server take up a changed listen= address" {
+	local port2
+	sv_start
+	wait_until 15 sv_all_running
+	port2=$(free_port)
+	sed -i "s/127\.0\.0\.1:$SV_PORT/127.0.0.1:$port2/" "$BH_ROOT/cdb/servers"
+	config_make
+	kill -HUP "$SV_PID"
+	wait_until 10 python3 -c "import smtplib; smtplib.SMTP('127.0.0.1', $port2).quit()"
+	assert_equal "$(sv_count bh-smtpd)" 1
+}
+
 # Samples the processes of the root until it runs again in full, failing as
 # soon as any stage or runsvdir runs twice.
 sv_never_twice() {
