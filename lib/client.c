@@ -231,6 +231,8 @@ parse_extension(struct client *c, const char *kw)
 		c->has_starttls = 1;
 	else if (strncasecmp(kw, "ETRN", 4) == 0)
 		c->has_etrn = 1;
+	else if (strncasecmp(kw, "SMTPUTF8", 8) == 0 && kw[8] == '\0')
+		c->has_smtputf8 = 1;
 	else if (strncasecmp(kw, "SIZE", 4) == 0 && (kw[4] == ' ' || kw[4] == '\0')) {
 		c->has_size = 1;
 		c->max_size = atoll(arg);
@@ -393,7 +395,7 @@ reset_extensions(struct client *c)
 {
 	c->is_esmtp = c->has_pipelining = c->has_8bitmime = c->has_binarymime = 0;
 	c->has_chunking = c->has_dsn = c->has_starttls = c->has_auth_plain = 0;
-	c->has_auth_login = c->has_etrn = c->has_size = 0;
+	c->has_auth_login = c->has_etrn = c->has_size = c->has_smtputf8 = 0;
 	c->max_size = 0;
 }
 

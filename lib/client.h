@@ -47,7 +47,7 @@ struct client {
 	/* what EHLO announced */
 	int is_esmtp, is_tls, has_pipelining, has_8bitmime, has_binarymime,
 	    has_chunking, has_dsn, has_starttls, has_auth_plain, has_auth_login,
-	    has_etrn, has_size;
+	    has_etrn, has_size, has_smtputf8;
 	long long max_size;	/* SIZE; 0 = no limit given */
 	/* the last reply */
 	int code;

@@ -519,11 +519,14 @@ mail_params(const struct client *c, const struct envelope *e, long long size,
 {
 	const char *body = envelope_get(e, "body"), *ret = envelope_get(e, "ret");
 	const char *envid = envelope_get(e, "envid");
+	const char *utf8 = envelope_get(e, "smtputf8");
 	int n = 0;
 
 	out[0] = '\0';
 	if (c->has_size)
 		n += snprintf(out + n, cap - n, " SIZE=%lld", size);
+	if (c->has_smtputf8 && utf8 != NULL && strcmp(utf8, "yes") == 0)
+		n += snprintf(out + n, cap - n, " SMTPUTF8");
 	if (body != NULL && strcmp(body, "7BIT") != 0 && c->is_esmtp)
 		n += snprintf(out + n, cap - n, " BODY=%s", body);
 	if (c->has_dsn && ret != NULL && (size_t)n < cap)
@@ -534,13 +537,16 @@ mail_params(const struct client *c, const struct envelope *e, long long size,
 }
 
 /* What the server cannot take at all: 5.3.4 too big, 5.6.3 8-bit or binary
- * content it does not announce (we fail rather than convert: the message
- * stays as its author sent it). NULL when it can be sent. */
+ * content it does not announce, 5.6.7 internationalized mail (SMTPUTF8)
+ * to a server without SMTPUTF8 (RFC 6531 §3.2: we fail rather than
+ * convert: the message stays as its author sent it). NULL when it can be
+ * sent. */
 static const char *
 refusal(const struct client *c, const struct envelope *e, long long size,
     char *reason, size_t cap)
 {
 	const char *body = envelope_get(e, "body");
+	const char *utf8 = envelope_get(e, "smtputf8");
 
 	if (c->max_size > 0 && size > c->max_size) {
 		snprintf(reason, cap, "552 5.3.4 message size %lld exceeds the limit "
@@ -557,6 +563,11 @@ refusal(const struct client *c, const struct envelope *e, long long size,
 		snprintf(reason, cap, "554 5.6.3 %s does not accept binary "
 		    "content (no BINARYMIME/CHUNKING)", c->peer);
 		return "5.6.3";
+	}
+	if (utf8 != NULL && strcmp(utf8, "yes") == 0 && !c->has_smtputf8) {
+		snprintf(reason, cap, "553 5.6.7 %s does not accept "
+		    "internationalized mail (no SMTPUTF8)", c->peer);
+		return "5.6.7";
 	}
 	return NULL;
 }

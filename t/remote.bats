@@ -460,3 +460,50 @@ cdb_connector() {
 	assert_output "a.test 1
 b.test 1"
 }
+
+@test "SMTPUTF8 mail goes with MAIL FROM ... SMTPUTF8, and fails 5.6.7 to a server without it" {
+	sink_start mx1 127.0.0.2 --ext PIPELINING,SIZE,8BITMIME,SMTPUTF8
+	envelope_put remote 'sender jörg@exämple.test' 'dest a.test' 'hops mx:a.test' \
+		'smtputf8 yes' 'body 8BITMIME' 'rcpt x@a.test state=remote' >/dev/null
+	bh-remote -1
+	assert_equal "$(sink_count mx1)" 1
+	grep -qx '1 MAIL FROM:<jörg@exämple.test> SIZE=[0-9]* SMTPUTF8 BODY=8BITMIME' \
+		"$BATS_TEST_TMPDIR/mx1/commands"
+	# plain mail to the same server carries no SMTPUTF8
+	remote_put a.test mx:a.test 'rcpt y@a.test state=remote' >/dev/null
+	bh-remote -1
+	grep -qx '2 MAIL FROM:<s@example.com> SIZE=[0-9]*' "$BATS_TEST_TMPDIR/mx1/commands"
+	sink_start mx2 127.0.0.3 --ext PIPELINING,SIZE,8BITMIME
+	envelope_put remote 'sender jörg@exämple.test' 'dest b.test' 'hops smarthost:[127.0.0.3]' \
+		'smtputf8 yes' 'rcpt z@b.test state=remote' >/dev/null
+	bh-remote -1
+	grep -q 'rcpt z@b.test state=failed code=5.6.7 reason="553 5.6.7 \[127.0.0.3\]:[0-9]* does not accept internationalized mail (no SMTPUTF8)"' \
+		$(records failure)
+	run grep -c 'MAIL FROM' "$BATS_TEST_TMPDIR/mx2/commands"
+	assert_output 0
+	assert_equal "$(queue_count remote)" 0
+}
+
+@test "ETRN: mail moved to new/ goes at once, though the destination is in Retry until later" {
+	load lib/smtpd
+	sink_start mx1 127.0.0.2
+	local now later id
+	now=$(date +%s)
+	later=$((now + 3600))
+	mkdir -p "$BH_ROOT/spool/state"
+	printf 'state Retry\nerror 421 4.4.2 down\nnext-attempt %s\nsince %s\n' \
+		"$later" "$now" > "$BH_ROOT/spool/state/a.test"
+	id=$(remote_put a.test mx:a.test 'tries 3' "first-failure $now" \
+		'rcpt x@a.test state=deferred code=4.4.2 reason="421 4.4.2 down"')
+	mv "$BH_ROOT/spool/remote/new/$id" "$BH_ROOT/spool/remote/retry/$id"
+	touch -d "@$later" "$BH_ROOT/spool/remote/retry/$id"
+	bh-remote -1
+	assert_equal "$(sink_count mx1)" 0
+	run smtpd_inetd 127.0.0.1 < <(printf 'EHLO client.test\r\nETRN a.test\r\nQUIT\r\n')
+	assert_line '250 2.0.0 Queuing for node a.test started'
+	[ -f "$BH_ROOT/spool/remote/new/$id" ]
+	bh-remote -1
+	assert_equal "$(sink_count mx1)" 1
+	assert_equal "$(queue_count remote)" 0
+	[ ! -f "$BH_ROOT/spool/state/a.test" ] || grep -qx 'state Ready' "$BH_ROOT/spool/state/a.test"
+}
