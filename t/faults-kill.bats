@@ -81,7 +81,9 @@ all_arrived() {
 	# nothing arrived that was not sent
 	assert_equal "$(local_seqs | sort -nu)" "$(sort -n "$BATS_TEST_TMPDIR/want-local")"
 	assert_equal "$(sink_seqs | sort -nu)" "$(sort -n "$BATS_TEST_TMPDIR/want-far")"
-	# a duplicate needs a kill in the window between hand-over and removal
-	[ "$dup_local" -le 20 ] && [ "$dup_far" -le 20 ]
+	# a duplicate needs a kill between a hand-over (or the sink's 250) and
+	# the removal of the input; bh-remote may have several transactions
+	# in flight when it dies, so no tighter bound than "not every message"
+	[ "$dup_local" -lt 120 ] && [ "$dup_far" -lt 120 ]
 	assert_equal "$(records failure | wc -l)" 0
 }
