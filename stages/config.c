@@ -223,7 +223,7 @@ enum kind { K_STR, K_INT, K_PORT, K_SIZE, K_TIME, K_BOOL, K_ENUM, K_ADDR,
     K_HOST, K_LISTEN, K_DNS, K_HOP, K_CIDR, K_SPACE, K_SENDER, K_CSENDER,
     K_REF,
     K_NAME, K_HASH, K_USERPASS, K_SCHEDULE, K_LOGLEVEL, K_FILTER,
-    K_PATTERN, K_PATH, K_DAYS };
+    K_PATTERN, K_PATH, K_DAYS, K_ACCESS, K_RATE };
 
 static int
 is_int(const char *s)
@@ -374,6 +374,32 @@ is_cidr(const char *s)
 	return slash == NULL || (is_int(slash + 1) && atoi(slash + 1) <= bits);
 }
 
+/* An access entry as bh-smtpd reads it: what begins with a digit or holds
+ * a ':' is an address (IP or IP/BITS), anything else a domain name
+ * (".DOMAIN" too) matched against the client's confirmed reverse name. A
+ * domain beginning with a digit would be read as an address: refused. */
+static int
+is_access(const char *s)
+{
+	if (isdigit((unsigned char)s[0]) || strchr(s, ':') != NULL)
+		return is_cidr(s);
+	return is_host(s[0] == '.' ? s + 1 : s);
+}
+
+/* A connector's rate: N messages a minute, written N or N/min. */
+static int
+is_rate(const char *s)
+{
+	char n[16];
+	size_t len = strspn(s, "0123456789");
+
+	if (len == 0 || len >= sizeof n)
+		return 0;
+	memcpy(n, s, len);
+	n[len] = '\0';
+	return is_int(n) && (s[len] == '\0' || strcmp(s + len, "/min") == 0);
+}
+
 static int
 is_space(const char *s)
 {
@@ -498,6 +524,9 @@ check_item(enum kind kind, const char *choices, const char *s, const char **why)
 	case K_DNS: *why = "not IP or IP:PORT"; return is_dns(s);
 	case K_HOP: *why = "not [IP]:PORT, [IP] or HOST[:PORT]"; return is_hop(s);
 	case K_CIDR: *why = "not IP or IP/BITS"; return is_cidr(s);
+	case K_ACCESS: *why = "not IP, IP/BITS or DOMAIN (a name beginning "
+		"with a digit reads as an address)"; return is_access(s);
+	case K_RATE: *why = "not a rate (N or N/min)"; return is_rate(s);
 	case K_SPACE: *why = "not *, *.DOMAIN or DOMAIN"; return is_space(s);
 	case K_SENDER: *why = "not @DOMAIN, an address or a directory name";
 		return (s[0] == '@' && is_host(s + 1)) || is_addr(s) || is_name(s);
@@ -573,10 +602,10 @@ static const struct spec server_spec[] = {
 	{ "tls", K_ENUM, ONE, 0, "off|optional|required" },
 	{ "cert", K_PATH, ONE, 0, NULL },
 	{ "key", K_PATH, ONE, 0, NULL },
-	{ "relay-from", K_CIDR, LIST, 0, NULL },
+	{ "relay-from", K_ACCESS, LIST, 0, NULL },
 	{ "relay-authenticated", K_BOOL, ONE, 0, NULL },
-	{ "allow-from", K_CIDR, LIST, 0, NULL },
-	{ "deny-from", K_CIDR, LIST, 0, NULL },
+	{ "allow-from", K_ACCESS, LIST, 0, NULL },
+	{ "deny-from", K_ACCESS, LIST, 0, NULL },
 	{ "filter", K_BOOL, ONE, 0, NULL },
 	{ "anti-spoof", K_BOOL, ONE, 0, NULL },
 	{ "max-size", K_SIZE, ONE, 0, NULL },
@@ -667,7 +696,8 @@ static const struct spec connector_spec[] = {
 	{ "source", K_NAME, LIST, 0, NULL },
 	{ "accept-senders", K_CSENDER, LIST, 0, NULL },
 	{ "reject-senders", K_CSENDER, LIST, 0, NULL },
-	{ "rate", K_INT, ONE, 0, NULL },
+	{ "rate", K_RATE, ONE, 0, NULL },
+	{ "tls-ca", K_PATH, ONE, 0, NULL },
 	{ "priorities", K_ENUM, LIST, 0, "low|normal|high" },
 	{ "max-size", K_SIZE, ONE, 0, NULL },
 	{ "system", K_BOOL, ONE, 0, NULL },

@@ -118,7 +118,7 @@ EOF2
 	config_fails
 	assert_line 'servers:1: server default: listen: "127.0.0.1:99999" is not IP:PORT'
 	assert_line 'servers:1: server default: tls: "maybe" is not one of off|optional|required'
-	assert_line 'servers:1: server default: relay-from: "10.0.0.0/33" is not IP or IP/BITS'
+	assert_line 'servers:1: server default: relay-from: "10.0.0.0/33" is not IP, IP/BITS or DOMAIN (a name beginning with a digit reads as an address)'
 	assert_line 'servers:1: server default: vrfy: "perhaps" is not yes or no'
 	assert_line 'servers:2: server default: max-size: "10Q" is not a size (N, NK, NM or NG)'
 	assert_line 'servers:2: server default: timeout: "5x" is not a time (N, Ns, Nm, Nh or Nd)'
@@ -434,6 +434,40 @@ EOF2
 	assert_line 'connectors:3: connector c3: cost: "cheap" is not a number'
 	assert_line 'filters:2: filter @contoso.com already defined at line 1'
 	assert_line 'filters:3: expected one @DOMAIN or ADDRESS per line'
+}
+
+@test "access lists take IPs, networks and domain names; connectors take tls-ca and rate=N/min" {
+	cfg_set servers <<'EOF2'
+default listen=127.0.0.1:2525 relay-from=10.0.0.0/8,::1,trusted.example,.corp.example
+	allow-from=localhost,192.0.2.7 deny-from=bad.example,2001:db8::/32
+EOF2
+	cfg_set connectors <<'EOF2'
+c1 address-space=* smarthost=[127.0.0.1] tls-ca=/etc/ssl/ca.pem rate=30/min
+c2 address-space=*.b.test smarthost=[127.0.0.1] rate=5
+EOF2
+	run bh-config "$BH_ROOT/cdb/servers" "$BH_ROOT/cdb/connectors"
+	assert_success
+	assert_equal "$(cdb_attr servers server:default relay-from)" "10.0.0.0/8,::1,trusted.example,.corp.example"
+	assert_equal "$(cdb_attr servers server:default allow-from)" "localhost,192.0.2.7"
+	assert_equal "$(cdb_attr connectors connector:c1 tls-ca)" "/etc/ssl/ca.pem"
+	assert_equal "$(cdb_attr connectors connector:c1 rate)" "30/min"
+	cfg_set servers <<'EOF2'
+default listen=127.0.0.1:2525 relay-from=10.0.0.300 allow-from=bad_name!
+	deny-from=1und1.example,::1/129
+EOF2
+	cfg_set connectors <<'EOF2'
+c1 address-space=* smarthost=[127.0.0.1] tls-ca= rate=30/hour
+c2 address-space=* smarthost=[127.0.0.1] rate=/min
+EOF2
+	run bh-config -n "$BH_ROOT/cdb/servers"
+	assert_equal "$status" 100
+	local why='is not IP, IP/BITS or DOMAIN (a name beginning with a digit reads as an address)'
+	assert_line "servers:1: server default: relay-from: \"10.0.0.300\" $why"
+	assert_line "servers:1: server default: allow-from: \"bad_name!\" $why"
+	assert_line "servers:2: server default: deny-from: \"1und1.example\" $why"
+	assert_line 'connectors:1: connector c1: tls-ca: "" is not a path'
+	assert_line 'connectors:1: connector c1: rate: "30/hour" is not a rate (N or N/min)'
+	assert_line 'connectors:2: connector c2: rate: "/min" is not a rate (N or N/min)'
 }
 
 @test "reader limits: attribute names, attribute counts, NUL bytes" {

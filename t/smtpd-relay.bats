@@ -215,13 +215,13 @@ battery_session() {
 
 @test "domain entries match a client by its confirmed reverse name (localhost)" {
 	grep -q '^127.0.0.1[[:space:]].*localhost' /etc/hosts || skip "127.0.0.1 is not localhost here"
-	smtpd_server_cdb default listen=127.0.0.1:2525 deny-from=localhost
+	smtpd_server default listen=127.0.0.1:2525 deny-from=localhost
 	run smtpd_inetd 127.0.0.1 < <(printf 'QUIT\r\n')
 	assert_line --index 0 --regexp '^554 5\.7\.1 '
-	smtpd_server_cdb default listen=127.0.0.1:2525 allow-from=localhost,10.0.0.0/8
+	smtpd_server default listen=127.0.0.1:2525 allow-from=localhost,10.0.0.0/8
 	run smtpd_inetd 127.0.0.1 < <(printf 'QUIT\r\n')
 	assert_line --index 0 --regexp '^220 '
-	smtpd_server_cdb default listen=127.0.0.1:2525 relay-from=localhost
+	smtpd_server default listen=127.0.0.1:2525 relay-from=localhost
 	run smtpd_inetd 127.0.0.1 < <(printf 'EHLO x\r\nMAIL FROM:<a@ok.example>\r\nRCPT TO:<b@far.example>\r\nQUIT\r\n')
 	assert_line '250 2.1.5 Recipient <b@far.example> OK'
 	run smtpd_inetd 192.0.2.1 < <(printf 'EHLO x\r\nMAIL FROM:<a@ok.example>\r\nRCPT TO:<b@far.example>\r\nQUIT\r\n')
@@ -267,7 +267,7 @@ dns_answers() {
 	kill_on_teardown $!
 	echo "dns 127.0.0.1:$dport" >> "$BH_ROOT/cdb/settings"
 	config_make
-	smtpd_server_cdb default listen=127.0.0.1:2525 relay-from=trusted.example
+	smtpd_server default listen=127.0.0.1:2525 relay-from=trusted.example
 	wait_until 5 dns_answers "$dport"
 	session='EHLO x\r\nMAIL FROM:<a@ok.example>\r\nRCPT TO:<b@far.example>\r\nQUIT\r\n'
 	run smtpd_inetd 127.0.0.5 < <(printf "$session")

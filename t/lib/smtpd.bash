@@ -119,38 +119,3 @@ smtpd_cert() {
 		2>/dev/null
 }
 
-# smtpd_server_cdb NAME ATTR=VALUE... — writes servers.cdb with that one
-# record directly in the layout of lib/conf.h, for attribute values that
-# bh-config does not check yet (domain names in access lists).
-smtpd_server_cdb() {
-	python3 - "$BH_ROOT/cdb/servers.cdb" "$@" <<-'EOF'
-	import struct, sys
-	def cdb_hash(key):
-	    h = 5381
-	    for c in key:
-	        h = ((h << 5) + h ^ c) & 0xffffffff
-	    return h
-	path, name, pairs = sys.argv[1], sys.argv[2], sys.argv[3:]
-	blob = b"".join(p.replace("=", "\0", 1).encode() + b"\0" for p in pairs)
-	items = [(b"server:" + name.encode(), blob), (b"servers", name.encode() + b"\0")]
-	records, pos, tables = b"", 2048, [[] for _ in range(256)]
-	for key, value in items:
-	    tables[cdb_hash(key) & 255].append((cdb_hash(key), pos))
-	    record = struct.pack("<II", len(key), len(value)) + key + value
-	    records += record
-	    pos += len(record)
-	header, hashes = b"", b""
-	for table in tables:
-	    slots = [(0, 0)] * (2 * len(table))
-	    for h, p in table:
-	        i = (h >> 8) % len(slots)
-	        while slots[i][1]:
-	            i = (i + 1) % len(slots)
-	        slots[i] = (h, p)
-	    header += struct.pack("<II", pos + len(hashes), len(slots))
-	    hashes += b"".join(struct.pack("<II", h, p) for h, p in slots)
-	open(path + ".tmp", "wb").write(header + records + hashes)
-	import os
-	os.rename(path + ".tmp", path)
-	EOF
-}
