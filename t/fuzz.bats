@@ -42,3 +42,4 @@ replay() {
 @test "DSN xtext, status codes and report headers replay clean" { replay dsn; }
 @test "configuration sources replay clean" { replay source; }
 @test "DNS replies handed to lib/dns replay clean" { replay dns; }
+@test "remote servers' replies to bh-remote's client replay clean" { replay reply; }
