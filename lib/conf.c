@@ -175,17 +175,27 @@ conf_setting(const char *key, const char *def, char *buf, size_t cap)
 	return 1;
 }
 
+/* The leading decimal number of s (*end: what follows it), or -1 when s
+ * does not start with a digit or the number overflows. */
+static long long
+conf_parse_number(const char *s, char **end)
+{
+	long long n;
+
+	if (!isdigit((unsigned char)*s))
+		return -1;
+	errno = 0;
+	n = strtoll(s, end, 10);
+	return errno != 0 ? -1 : n;
+}
+
 long long
 conf_parse_size(const char *s)
 {
 	char *end;
 	long long n;
 
-	if (!isdigit((unsigned char)*s))
-		return -1;
-	errno = 0;
-	n = strtoll(s, &end, 10);
-	if (errno != 0)
+	if ((n = conf_parse_number(s, &end)) < 0)
 		return -1;
 	switch (toupper((unsigned char)*end)) {
 	case '\0': return n;
@@ -205,11 +215,8 @@ conf_parse_time(const char *s)
 	char *end;
 	long long n;
 
-	if (!isdigit((unsigned char)*s))
-		return -1;
-	errno = 0;
-	n = strtoll(s, &end, 10);
-	if (errno != 0 || (*end != '\0' && end[1] != '\0'))
+	if ((n = conf_parse_number(s, &end)) < 0 ||
+	    (*end != '\0' && end[1] != '\0'))
 		return -1;
 	switch (*end) {
 	case '\0': case 's': return n;
@@ -236,26 +243,29 @@ conf_parse_bool(const char *s)
 	return -1;
 }
 
-long long
-conf_setting_size(const char *key, long long def)
+/* A setting read with parse; def when it is unset or does not parse. */
+static long long
+conf_setting_parsed(const char *key, long long def,
+    long long (*parse)(const char *))
 {
 	char buf[64];
 	long long n;
 
 	if (conf_setting(key, NULL, buf, sizeof buf) <= 0)
 		return def;
-	return (n = conf_parse_size(buf)) < 0 ? def : n;
+	return (n = parse(buf)) < 0 ? def : n;
+}
+
+long long
+conf_setting_size(const char *key, long long def)
+{
+	return conf_setting_parsed(key, def, conf_parse_size);
 }
 
 long long
 conf_setting_time(const char *key, long long def)
 {
-	char buf[64];
-	long long n;
-
-	if (conf_setting(key, NULL, buf, sizeof buf) <= 0)
-		return def;
-	return (n = conf_parse_time(buf)) < 0 ? def : n;
+	return conf_setting_parsed(key, def, conf_parse_time);
 }
 
 const char *

@@ -573,6 +573,18 @@ member_record(struct walk *w, const char *name, const char **kind,
 	return 0;
 }
 
+/* A directory object by its kind: mailbox, group, or a forwarding kind. */
+static int
+expand_object(struct walk *w, const char *kind, const char *name,
+    const char *addr)
+{
+	if (strcmp(kind, "mailbox") == 0)
+		return expand_mailbox(w, name, addr);
+	if (strcmp(kind, "group") == 0)
+		return expand_group(w, name, addr);
+	return expand_forward(w, kind, name, addr);
+}
+
 /* A recipient named by its NAME (a member, or a target given by name). */
 static int
 expand_name(struct walk *w, const char *name)
@@ -591,11 +603,7 @@ expand_name(struct walk *w, const char *name)
 	}
 	record_address(&a, name, addr);
 	attrs_free(&a);
-	if (strcmp(kind, "mailbox") == 0)
-		return expand_mailbox(w, name, addr);
-	if (strcmp(kind, "group") == 0)
-		return expand_group(w, name, addr);
-	return expand_forward(w, kind, name, addr);
+	return expand_object(w, kind, name, addr);
 }
 
 static int
@@ -648,17 +656,6 @@ expand_group(struct walk *w, const char *name, const char *addr)
 	}
 	attrs_free(&a);
 	return rc < 0 ? -1 : 0;
-}
-
-static int
-expand_object(struct walk *w, const char *kind, const char *name,
-    const char *addr)
-{
-	if (strcmp(kind, "mailbox") == 0)
-		return expand_mailbox(w, name, addr);
-	if (strcmp(kind, "group") == 0)
-		return expand_group(w, name, addr);
-	return expand_forward(w, kind, name, addr);
 }
 
 /* An address the directory does not know, by the type of its domain. */

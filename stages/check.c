@@ -482,17 +482,27 @@ check_star(struct config *c)
 	    "address-space=* (route=dns to deliver by MX).");
 }
 
-static int
-listens_on_25(const struct server *s)
+/* The listen= entries of one server (in a static table: reused by the
+ * next call). */
+static const struct listens *
+server_listens(const struct server *s)
 {
 	static struct listens l;
-	size_t i;
 
 	l.n = 0;
 	l.server = s->name;
 	each_item(attrs_get(&s->attrs, "listen"), listen_entry, &l);
-	for (i = 0; i < l.n; i++)
-		if (l.v[i].port == 25)
+	return &l;
+}
+
+static int
+listens_on_25(const struct server *s)
+{
+	const struct listens *l = server_listens(s);
+	size_t i;
+
+	for (i = 0; i < l->n; i++)
+		if (l->v[i].port == 25)
 			return 1;
 	return 0;
 }
@@ -501,16 +511,13 @@ listens_on_25(const struct server *s)
 static int
 is_loopback_only(const struct server *s)
 {
-	static struct listens l;
+	const struct listens *l = server_listens(s);
 	size_t i;
 
-	l.n = 0;
-	l.server = s->name;
-	each_item(attrs_get(&s->attrs, "listen"), listen_entry, &l);
-	for (i = 0; i < l.n; i++)
-		if (strncmp(l.v[i].ip, "127.", 4) != 0 && strcmp(l.v[i].ip, "::1"))
+	for (i = 0; i < l->n; i++)
+		if (strncmp(l->v[i].ip, "127.", 4) != 0 && strcmp(l->v[i].ip, "::1"))
 			return 0;
-	return l.n > 0;
+	return l->n > 0;
 }
 
 static void
