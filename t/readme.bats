@@ -1,21 +1,31 @@
 # t/readme.bats — the README documents the whole configuration language:
-# every settings key and every attribute bh-config accepts (the tables of
-# stages/config.c) appears in README backquoted, as `NAME` or `NAME=...`.
+# every settings key and every attribute bh-config accepts (the spec tables
+# of stages/config.c, or of lib/confspec.c once they live there) appears in
+# README backquoted, as `NAME` or `NAME=...`.
 load lib/root
 
-# accepted — "TABLE NAME" for every entry of config.c's spec tables.
+# accepted — "TABLE NAME" for every entry of the spec tables, TABLE being
+# settings, server, domain, policy, mailbox, contact, group, alias or
+# connector.
 accepted() {
-	awk '/^static const struct spec [a-z_]+\[\] = \{/ { t = $5; sub(/\[\]$/, "", t) }
-	     t != "" && /^\t\{ "[a-z0-9-]+",/ { n = $2; gsub(/[",]/, "", n); print t, n }
-	     /^};/ { t = "" }' "$TOP/stages/config.c"
+	local f
+	for f in "$TOP/stages/config.c" "$TOP/lib/confspec.c"; do
+		[ -f "$f" ] || continue
+		awk '/^(static )?const struct (conf)?spec [a-z_]+\[\] = \{/ {
+			t = $0; sub(/\[\].*/, "", t); sub(/.* /, "", t)
+			sub(/^confspec_/, "", t); sub(/_spec$/, "", t) }
+		     t != "" && /^\t\{ "[a-z0-9-]+",/ { n = $2; gsub(/[",]/, "", n); print t, n }
+		     /^};/ { t = "" }' "$f"
+	done | sort -u
 }
 
-@test "readme: config.c's tables can be read (the test would pass on nothing otherwise)" {
+@test "readme: the spec tables can be read (the test would pass on nothing otherwise)" {
 	run accepted
 	assert_success
-	assert_line 'settings_spec hostname'
-	assert_line 'server_spec listen'
-	assert_line 'connector_spec address-space'
+	assert_line 'settings hostname'
+	assert_line 'server listen'
+	assert_line 'connector address-space'
+	assert_line 'mailbox password'
 	[ "${#lines[@]}" -gt 80 ]
 }
 
