@@ -170,6 +170,14 @@ source_attr_index(const struct source_record *r, const char *name)
 	return -1;
 }
 
+unsigned
+source_attr_line(const struct source_record *r, const char *name)
+{
+	int i = source_attr_index(r, name);
+
+	return i < 0 ? r->line : r->attr_line[i];
+}
+
 /* Adds name=value to r, or joins value to an earlier one with ','. */
 static int
 source_add_attr(struct source *s, struct source_record *r, const char *name,

@@ -70,6 +70,9 @@ void source_close(struct source *s);
 /* Attribute index of name in r, or -1. */
 int source_attr_index(const struct source_record *r, const char *name);
 
+/* The line attribute name was given on, or the record's line. */
+unsigned source_attr_line(const struct source_record *r, const char *name);
+
 /* Copies the next item of the comma-separated list at *p into out, blanks
  * around it removed, and advances *p. 1 an item (possibly empty: "a,,b"),
  * 0 end of list, -1 an item longer than cap - 1. "" is an empty list. */

@@ -15,7 +15,6 @@
  *         as FILE:LINE: message on stderr) and nothing written; 111 system
  *         trouble (nothing renamed into place)
  */
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -25,20 +24,20 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cdb.h>
 
-#include "addr.h"
 #include "buf.h"
 #include "conf.h"
-#include "connector.h"
+#include "confspec.h"
 #include "log.h"
+#include "policy.h"
 #include "root.h"
 #include "source.h"
+#include "strtable.h"
+#include "valuetype.h"
 
 /* ---- the six sources, and errors ---- */
 
@@ -145,628 +144,36 @@ xstrdup(const char *s)
 	return copy;
 }
 
-/* ---- a string-keyed hash table (open addressing): duplicate names and
- * addresses are found in constant time, not by comparing every pair ---- */
-
-struct slot {
-	const char *key;
-	void *value;
-};
-
-struct table {
-	struct slot *v;
-	size_t cap, n;
-};
-
-static size_t
-table_hash(const char *s)
-{
-	size_t h = 2166136261u;
-
-	while (*s != '\0')
-		h = (h ^ (unsigned char)*s++) * 16777619u;
-	return h;
-}
-
-static struct slot *
-table_slot(const struct table *t, const char *key)
-{
-	size_t i = table_hash(key) & (t->cap - 1);
-
-	while (t->v[i].key != NULL && strcmp(t->v[i].key, key) != 0)
-		i = (i + 1) & (t->cap - 1);
-	return &t->v[i];
-}
-
-static void *
-table_get(const struct table *t, const char *key)
-{
-	return t->cap == 0 ? NULL : table_slot(t, key)->value;
-}
-
-static void
-table_grow(struct table *t)
-{
-	struct table bigger = { NULL, t->cap ? t->cap * 2 : 64, t->n };
-	size_t i;
-
-	if ((bigger.v = calloc(bigger.cap, sizeof *bigger.v)) == NULL)
-		die(EXIT_TEMP, ENOMEM, "out of memory");
-	for (i = 0; i < t->cap; i++)
-		if (t->v[i].key != NULL)
-			*table_slot(&bigger, t->v[i].key) = t->v[i];
-	free(t->v);
-	*t = bigger;
-}
-
-/* Adds key (kept by reference) unless present: the earlier value, or NULL
- * when value was added. */
-static void *
-table_put(struct table *t, const char *key, void *value)
-{
-	struct slot *s;
-
-	if (2 * (t->n + 1) > t->cap)
-		table_grow(t);
-	s = table_slot(t, key);
-	if (s->key != NULL)
-		return s->value;
-	s->key = key;
-	s->value = value;
-	t->n++;
-	return NULL;
-}
-
-/* ---- value types ---- */
-
-enum kind { K_STR, K_INT, K_PORT, K_SIZE, K_TIME, K_BOOL, K_ENUM, K_ADDR,
-    K_HOST, K_LISTEN, K_DNS, K_HOP, K_CIDR, K_SPACE, K_SENDER, K_CSENDER,
-    K_REF,
-    K_NAME, K_HASH, K_USERPASS, K_SCHEDULE, K_LOGLEVEL, K_FILTER,
-    K_PATTERN, K_PATH, K_DAYS, K_ACCESS, K_RATE };
-
-static int
-is_int(const char *s)
-{
-	size_t n = strspn(s, "0123456789");
-
-	return n > 0 && n <= 9 && s[n] == '\0';
-}
-
-static int
-is_port(const char *s)
-{
-	return is_int(s) && atoi(s) >= 1 && atoi(s) <= 65535;
-}
-
-static int
-is_name(const char *s)
-{
-	size_t n = strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-	    "0123456789._-");
-
-	return n > 0 && n < 64 && s[n] == '\0';
-}
-
-/* A host name: dot-separated labels of letters, digits, '-' and '_'. */
-static int
-is_host(const char *s)
-{
-	size_t len = strlen(s), label;
-
-	if (len == 0 || len > 253)
-		return 0;
-	while (*s != '\0') {
-		label = strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-		    "0123456789-_");
-		if (label == 0 || label > 63 || s[0] == '-' || s[label - 1] == '-')
-			return 0;
-		s += label;
-		if (*s == '.' && s[1] != '\0')
-			s++;
-		else if (*s != '\0')
-			return 0;
-	}
-	return 1;
-}
-
-/* An address as a recipient or sender is written: local@domain, no
- * quotes, no source route. */
-static int
-is_addr(const char *s)
-{
-	char out[ADDR_MAX];
-
-	return strchr(s, '@') != NULL && addr_parse(s, out, sizeof out, 0) == 0 &&
-	    strcmp(out, s) == 0;
-}
-
-static int
-is_ip(const char *s)
-{
-	unsigned char bin[16];
-
-	return inet_pton(AF_INET, s, bin) == 1 || inet_pton(AF_INET6, s, bin) == 1;
-}
-
-/* Splits "[IP]:PORT", "IPv4:PORT", "HOST:PORT" into host and port (port
- * NULL when there is none). 0, or -1 when it does not fit. */
-static int
-split_hostport(const char *s, char *host, size_t cap, const char **port)
-{
-	const char *colon;
-	size_t n;
-
-	*port = NULL;
-	if (s[0] == '[') {
-		const char *end = strchr(s, ']');
-		if (end == NULL || (end[1] != '\0' && end[1] != ':'))
-			return -1;
-		n = end - s - 1;
-		*port = end[1] == ':' ? end + 2 : NULL;
-		s++;
-	} else if ((colon = strchr(s, ':')) != NULL && strchr(colon + 1, ':') == NULL) {
-		n = colon - s;
-		*port = colon + 1;
-	} else
-		n = strlen(s);
-	if (n >= cap)
-		return -1;
-	memcpy(host, s, n);
-	host[n] = '\0';
-	return 0;
-}
-
-static int
-is_listen(const char *s)
-{
-	char host[64];
-	const char *port;
-
-	return split_hostport(s, host, sizeof host, &port) == 0 && port != NULL &&
-	    is_ip(host) && is_port(port);
-}
-
-static int
-is_dns(const char *s)
-{
-	char host[64];
-	const char *port;
-
-	if (is_ip(s))
-		return 1;
-	return split_hostport(s, host, sizeof host, &port) == 0 && is_ip(host) &&
-	    (port == NULL || is_port(port));
-}
-
-/* A next hop: [IP]:PORT, [IP], or HOST[:PORT]. */
-static int
-is_hop(const char *s)
-{
-	char host[256];
-	const char *port;
-
-	if (split_hostport(s, host, sizeof host, &port) < 0 ||
-	    (port != NULL && !is_port(port)))
-		return 0;
-	return s[0] == '[' ? is_ip(host) : is_host(host);
-}
-
-static int
-is_cidr(const char *s)
-{
-	char ip[64];
-	const char *slash = strchr(s, '/');
-	size_t n = slash ? (size_t)(slash - s) : strlen(s);
-	unsigned char bin[16];
-	int bits;
-
-	if (n >= sizeof ip)
-		return 0;
-	memcpy(ip, s, n);
-	ip[n] = '\0';
-	if (inet_pton(AF_INET, ip, bin) == 1)
-		bits = 32;
-	else if (inet_pton(AF_INET6, ip, bin) == 1)
-		bits = 128;
-	else
-		return 0;
-	return slash == NULL || (is_int(slash + 1) && atoi(slash + 1) <= bits);
-}
-
-/* An access entry as bh-smtpd reads it: what begins with a digit or holds
- * a ':' is an address (IP or IP/BITS), anything else a domain name
- * (".DOMAIN" too) matched against the client's confirmed reverse name. A
- * domain beginning with a digit would be read as an address: refused. */
-static int
-is_access(const char *s)
-{
-	if (isdigit((unsigned char)s[0]) || strchr(s, ':') != NULL)
-		return is_cidr(s);
-	return is_host(s[0] == '.' ? s + 1 : s);
-}
-
-/* A connector's rate: N messages a minute, written N or N/min. */
-static int
-is_rate(const char *s)
-{
-	char n[16];
-	size_t len = strspn(s, "0123456789");
-
-	if (len == 0 || len >= sizeof n)
-		return 0;
-	memcpy(n, s, len);
-	n[len] = '\0';
-	return is_int(n) && (s[len] == '\0' || strcmp(s + len, "/min") == 0);
-}
-
-static int
-is_space(const char *s)
-{
-	if (strcmp(s, "*") == 0)
-		return 1;
-	if (strncmp(s, "*.", 2) == 0)
-		s += 2;
-	return is_host(s);
-}
-
-static int
-is_hash(const char *s)
-{
-	size_t n = strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-	    "0123456789./$=,-");
-
-	return s[0] == '$' && strchr(s + 1, '$') != NULL && s[n] == '\0' && n < 512;
-}
-
-/* The schedule syntax is the one bh-route and bh-remote read. */
-static int
-is_schedule(const char *s)
-{
-	time_t opens;
-
-	return connector_schedule_open(s, time(NULL), &opens) >= 0;
-}
-
-static int
-is_level(const char *s)
-{
-	static const char *levels[] = { "none", "min", "medium", "max" };
-	const char *eq = strchr(s, '=');
-	char cat[64];
-	size_t i;
-
-	if (eq != NULL) {
-		if ((size_t)(eq - s) >= sizeof cat)
-			return 0;
-		memcpy(cat, s, eq - s);
-		cat[eq - s] = '\0';
-		if (!is_name(cat) && strcmp(cat, "*") != 0)
-			return 0;
-		s = eq + 1;
-	}
-	for (i = 0; i < 4; i++)
-		if (strcmp(s, levels[i]) == 0)
-			return 1;
-	return 0;
-}
-
-static int
-is_filter(const char *s)
-{
-	const char *eq;
-
-	if (strcmp(s, "all") == 0)
-		return 1;
-	if (strncmp(s, "group:", 6) == 0)
-		return is_name(s + 6);
-	if (strncmp(s, "attr:", 5) != 0 || (eq = strchr(s, '=')) == NULL)
-		return 0;
-	return eq > s + 5;
-}
-
-/* An address pattern: local@domain where the local part holds %u %g %s
- * %i %% and the characters of an address; the domain is literal. */
-static int
-is_pattern(const char *s)
-{
-	const char *at = strrchr(s, '@'), *p;
-
-	if (at == NULL || at == s || !is_host(at + 1))
-		return 0;
-	for (p = s; p < at; p++) {
-		if (*p == '%') {
-			if (p[1] == '\0' || strchr("ugsi%", p[1]) == NULL)
-				return 0;
-			p++;
-		} else if (!isalnum((unsigned char)*p) &&
-		    strchr(".-_+", *p) == NULL)
-			return 0;
-	}
-	return 1;
-}
-
-static int
-is_choice(const char *s, const char *choices)
-{
-	size_t n = strlen(s);
-	const char *p = choices;
-
-	while (n > 0 && (p = strstr(p, s)) != NULL) {
-		if ((p == choices || p[-1] == '|') && (p[n] == '|' || p[n] == '\0'))
-			return 1;
-		p++;
-	}
-	return 0;
-}
-
-/* 1 when item is good for kind; else 0 and *why says what was expected. */
-static int
-check_item(enum kind kind, const char *choices, const char *s, const char **why)
-{
-	switch (kind) {
-	case K_STR: return 1;
-	case K_PATH: *why = "not a path"; return *s != '\0';
-	case K_INT: *why = "not a number"; return is_int(s);
-	case K_DAYS: *why = "not a number of days (N or Nd)";
-		return is_int(s) || (strlen(s) > 1 && s[strlen(s) - 1] == 'd' &&
-		    strspn(s, "0123456789") == strlen(s) - 1 && strlen(s) < 10);
-	case K_PORT: *why = "not a port (1-65535)"; return is_port(s);
-	case K_SIZE: *why = "not a size (N, NK, NM or NG)";
-		return conf_parse_size(s) >= 0;
-	case K_TIME: *why = "not a time (N, Ns, Nm, Nh or Nd)";
-		return conf_parse_time(s) >= 0;
-	case K_BOOL: *why = "not yes or no"; return conf_parse_bool(s) >= 0;
-	case K_ENUM: *why = choices; return is_choice(s, choices);
-	case K_ADDR: *why = "not an address (local@domain)"; return is_addr(s);
-	case K_HOST: *why = "not a host name"; return is_host(s);
-	case K_LISTEN: *why = "not IP:PORT"; return is_listen(s);
-	case K_DNS: *why = "not IP or IP:PORT"; return is_dns(s);
-	case K_HOP: *why = "not [IP]:PORT, [IP] or HOST[:PORT]"; return is_hop(s);
-	case K_CIDR: *why = "not IP or IP/BITS"; return is_cidr(s);
-	case K_ACCESS: *why = "not IP, IP/BITS or DOMAIN (a name beginning "
-		"with a digit reads as an address)"; return is_access(s);
-	case K_RATE: *why = "not a rate (N or N/min)"; return is_rate(s);
-	case K_SPACE: *why = "not *, *.DOMAIN or DOMAIN"; return is_space(s);
-	case K_SENDER: *why = "not @DOMAIN, an address or a directory name";
-		return (s[0] == '@' && is_host(s + 1)) || is_addr(s) || is_name(s);
-	case K_CSENDER: *why = "not <>, @DOMAIN, DOMAIN or an address";
-		return strcmp(s, "<>") == 0 || (s[0] == '@' && is_host(s + 1)) ||
-		    is_host(s) || is_addr(s);
-	case K_REF: *why = "not an address or a directory name";
-		return is_addr(s) || is_name(s);
-	case K_NAME: *why = "not a name (letters, digits, '.', '_', '-')";
-		return is_name(s);
-	case K_HASH: *why = "not a crypt hash (make one with bh-passwd)";
-		return is_hash(s);
-	case K_USERPASS: *why = "not USER:PASSWORD";
-		return strchr(s, ':') != NULL && s[0] != ':';
-	case K_SCHEDULE: *why = "not always, never or a list of "
-		"[DAYS ]HH:MM-HH:MM"; return is_schedule(s);
-	case K_LOGLEVEL: *why = "not LEVEL or CATEGORY=LEVEL (none, min, "
-		"medium, max)"; return is_level(s);
-	case K_FILTER: *why = "not all, group:NAME or attr:NAME=VALUE";
-		return is_filter(s);
-	case K_PATTERN: *why = "not an address pattern (%u, %g, %s, %i "
-		"in the local part, then @domain)"; return is_pattern(s);
-	}
-	return 0;
-}
-
-/* ---- what each file may hold ---- */
-
-struct spec {
-	const char *name;
-	unsigned char kind, is_list, is_required;
-	const char *choices;		/* K_ENUM: "a|b|c" */
-};
-
-#define ONE 0
-#define LIST 1
-#define REQUIRED 1
-
-static const struct spec settings_spec[] = {
-	{ "hostname", K_HOST, ONE, 0, NULL },
-	{ "postmaster", K_ADDR, ONE, 0, NULL },
-	{ "default-domain", K_HOST, ONE, 0, NULL },
-	{ "ndr-copy", K_ADDR, LIST, 0, NULL },
-	{ "max-hops", K_INT, ONE, 0, NULL },
-	{ "retry", K_TIME, LIST, 0, NULL },
-	{ "delay-notify", K_TIME, ONE, 0, NULL },
-	{ "expire", K_TIME, ONE, 0, NULL },
-	{ "max-remote", K_INT, ONE, 0, NULL },
-	{ "max-remote-per-domain", K_INT, ONE, 0, NULL },
-	{ "timeout", K_TIME, ONE, 0, NULL },
-	{ "remote-port", K_PORT, ONE, 0, NULL },
-	{ "dns", K_DNS, LIST, 0, NULL },
-	{ "smarthost", K_HOP, LIST, 0, NULL },
-	{ "direct-first", K_BOOL, ONE, 0, NULL },
-	{ "unresolved-host", K_HOP, LIST, 0, NULL },
-	{ "tracking", K_BOOL, ONE, 0, NULL },
-	{ "tracking-subjects", K_BOOL, ONE, 0, NULL },
-	{ "tracking-days", K_DAYS, ONE, 0, NULL },
-	{ "log-level", K_LOGLEVEL, LIST, 0, NULL },
-	{ "hooks", K_PATH, LIST, 0, NULL },
-	{ "hook-timeout", K_TIME, ONE, 0, NULL },
-	{ "max-inject-size", K_SIZE, ONE, 0, NULL },
-	{ "ndr-return-max", K_SIZE, ONE, 0, NULL },
-	{ "unreachable-after", K_TIME, ONE, 0, NULL },
-	{ NULL, 0, 0, 0, NULL }
-};
-
-static const struct spec server_spec[] = {
-	{ "listen", K_LISTEN, LIST, REQUIRED, NULL },
-	{ "hostname", K_HOST, ONE, 0, NULL },
-	{ "banner", K_STR, ONE, 0, NULL },
-	{ "auth", K_ENUM, LIST, 0, "anonymous|plain|login" },
-	{ "tls", K_ENUM, ONE, 0, "off|optional|required" },
-	{ "cert", K_PATH, ONE, 0, NULL },
-	{ "key", K_PATH, ONE, 0, NULL },
-	{ "relay-from", K_ACCESS, LIST, 0, NULL },
-	{ "relay-authenticated", K_BOOL, ONE, 0, NULL },
-	{ "allow-from", K_ACCESS, LIST, 0, NULL },
-	{ "deny-from", K_ACCESS, LIST, 0, NULL },
-	{ "filter", K_BOOL, ONE, 0, NULL },
-	{ "anti-spoof", K_BOOL, ONE, 0, NULL },
-	{ "max-size", K_SIZE, ONE, 0, NULL },
-	{ "max-session-size", K_SIZE, ONE, 0, NULL },
-	{ "max-messages", K_INT, ONE, 0, NULL },
-	{ "max-recipients", K_INT, ONE, 0, NULL },
-	{ "max-connections", K_INT, ONE, 0, NULL },
-	{ "max-connections-per-ip", K_INT, ONE, 0, NULL },
-	{ "max-hops", K_INT, ONE, 0, NULL },
-	{ "max-errors", K_INT, ONE, 0, NULL },
-	{ "timeout", K_TIME, ONE, 0, NULL },
-	{ "data-timeout", K_TIME, ONE, 0, NULL },
-	{ "hook-timeout", K_TIME, ONE, 0, NULL },
-	{ "plaintext-auth", K_BOOL, ONE, 0, NULL },
-	{ "vrfy", K_BOOL, ONE, 0, NULL },
-	{ "etrn", K_BOOL, ONE, 0, NULL },
-	{ "atrn", K_BOOL, ONE, 0, NULL },
-	{ "hooks", K_PATH, LIST, 0, NULL },
-	{ NULL, 0, 0, 0, NULL }
-};
-
-static const struct spec domain_spec[] = {
-	{ "type", K_ENUM, ONE, 0, "authoritative|shared" },
-	{ NULL, 0, 0, 0, NULL }
-};
-
-static const struct spec policy_spec[] = {
-	{ "filter", K_FILTER, ONE, 0, NULL },
-	{ "addresses", K_PATTERN, LIST, REQUIRED, NULL },
-	{ "priority", K_INT, ONE, 0, NULL },
-	{ "primary", K_PATTERN, ONE, 0, NULL },
-	{ "rewrite-from", K_BOOL, ONE, 0, NULL },
-	{ NULL, 0, 0, 0, NULL }
-};
-
-static const struct spec mailbox_spec[] = {
-	{ "addresses", K_ADDR, LIST, 0, NULL },
-	{ "name", K_STR, ONE, 0, NULL },
-	{ "given", K_STR, ONE, 0, NULL },
-	{ "surname", K_STR, ONE, 0, NULL },
-	{ "department", K_STR, ONE, 0, NULL },
-	{ "company", K_STR, ONE, 0, NULL },
-	{ "office", K_STR, ONE, 0, NULL },
-	{ "maildir", K_PATH, ONE, 0, NULL },
-	{ "quota", K_SIZE, ONE, 0, NULL },
-	{ "password", K_HASH, ONE, 0, NULL },
-	{ "accept-from", K_SENDER, LIST, 0, NULL },
-	{ "reject-from", K_SENDER, LIST, 0, NULL },
-	{ "max-size", K_SIZE, ONE, 0, NULL },
-	{ NULL, 0, 0, 0, NULL }
-};
-
-static const struct spec contact_spec[] = {
-	{ "addresses", K_ADDR, LIST, 0, NULL },
-	{ "name", K_STR, ONE, 0, NULL },
-	{ "target", K_REF, ONE, REQUIRED, NULL },
-	{ "accept-from", K_SENDER, LIST, 0, NULL },
-	{ "reject-from", K_SENDER, LIST, 0, NULL },
-	{ "max-size", K_SIZE, ONE, 0, NULL },
-	{ NULL, 0, 0, 0, NULL }
-};
-
-static const struct spec group_spec[] = {
-	{ "addresses", K_ADDR, LIST, 0, NULL },
-	{ "name", K_STR, ONE, 0, NULL },
-	{ "members", K_REF, LIST, 0, NULL },
-	{ "accept-from", K_SENDER, LIST, 0, NULL },
-	{ "reject-from", K_SENDER, LIST, 0, NULL },
-	{ "max-size", K_SIZE, ONE, 0, NULL },
-	{ NULL, 0, 0, 0, NULL }
-};
-
-static const struct spec alias_spec[] = {
-	{ "addresses", K_ADDR, LIST, REQUIRED, NULL },
-	{ "target", K_REF, ONE, REQUIRED, NULL },
-	{ NULL, 0, 0, 0, NULL }
-};
-
-static const struct spec connector_spec[] = {
-	{ "address-space", K_SPACE, LIST, REQUIRED, NULL },
-	{ "cost", K_INT, ONE, 0, NULL },
-	{ "route", K_ENUM, ONE, 0, "dns" },
-	{ "smarthost", K_HOP, LIST, 0, NULL },
-	{ "relay", K_BOOL, ONE, 0, NULL },
-	{ "helo", K_BOOL, ONE, 0, NULL },
-	{ "tls", K_ENUM, ONE, 0, "off|optional|required" },
-	{ "auth", K_USERPASS, ONE, 0, NULL },
-	{ "source", K_NAME, LIST, 0, NULL },
-	{ "accept-senders", K_CSENDER, LIST, 0, NULL },
-	{ "reject-senders", K_CSENDER, LIST, 0, NULL },
-	{ "rate", K_RATE, ONE, 0, NULL },
-	{ "tls-ca", K_PATH, ONE, 0, NULL },
-	{ "priorities", K_ENUM, LIST, 0, "low|normal|high" },
-	{ "max-size", K_SIZE, ONE, 0, NULL },
-	{ "system", K_BOOL, ONE, 0, NULL },
-	{ "schedule", K_SCHEDULE, ONE, 0, NULL },
-	{ "oversize", K_SIZE, ONE, 0, NULL },
-	{ "oversize-schedule", K_SCHEDULE, ONE, 0, NULL },
-	{ "hold", K_BOOL, ONE, 0, NULL },
-	{ "trigger-accounts", K_SENDER, LIST, 0, NULL },
-	{ "etrn-request", K_STR, ONE, 0, NULL },
-	{ NULL, 0, 0, 0, NULL }
-};
-
-static const struct spec *
-spec_find(const struct spec *spec, const char *name)
-{
-	for (; spec->name != NULL; spec++)
-		if (strcmp(spec->name, name) == 0)
-			return spec;
-	return NULL;
-}
-
-static void
-report_bad(int f, unsigned line, const char *what, const struct spec *sp,
-    const char *item, const char *why)
-{
-	error_at(f, line, "%s%s%s: \"%s\" is %s%s", what ? what : "",
-	    what ? ": " : "", sp->name, item,
-	    sp->kind == K_ENUM ? "not one of " : "", why);
-}
-
 /* Checks one value (each item of a list); reports the first bad item.
  * what names the record ("mailbox demo"), NULL for a setting. */
 static void
-check_value(int f, unsigned line, const char *what, const struct spec *sp,
+check_value(int f, unsigned line, const char *what, const struct confspec *sp,
     const char *value)
 {
-	static char item[SOURCE_LINE_MAX + 1];
-	const char *p = value, *why = "";
-	int rc;
+	const char *item, *why;
 
-	if (!sp->is_list) {
-		if (!check_item(sp->kind, sp->choices, value, &why))
-			report_bad(f, line, what, sp, value, why);
+	if (confspec_check(sp, value, &item, &why) == 0)
 		return;
-	}
-	while ((rc = source_item(&p, item, sizeof item)) == 1) {
-		if (item[0] == '\0') {
-			error_at(f, line, "%s%s%s: empty item in list",
-			    what ? what : "", what ? ": " : "", sp->name);
-			return;
-		}
-		if (!check_item(sp->kind, sp->choices, item, &why)) {
-			report_bad(f, line, what, sp, item, why);
-			return;
-		}
-	}
+	if (why == NULL)
+		error_at(f, line, "%s%s%s: empty item in list", what ? what : "",
+		    what ? ": " : "", sp->name);
+	else
+		error_at(f, line, "%s%s%s: \"%s\" is %s%s", what ? what : "",
+		    what ? ": " : "", sp->name, item,
+		    sp->kind == VT_ENUM ? "not one of " : "", why);
 }
 
 /* Checks every attribute of r against spec; what names the record. */
 static void
-check_attrs(int f, const struct source_record *r, const struct spec *spec,
+check_attrs(int f, const struct source_record *r, const struct confspec *spec,
     const char *what)
 {
-	const struct spec *sp;
+	const struct confspec *sp;
 	size_t i;
 
 	for (i = 0; i < r->attrs.n; i++) {
 		const struct attr *a = &r->attrs.v[i];
-		if ((sp = spec_find(spec, a->name)) == NULL)
+		if ((sp = confspec_find(spec, a->name)) == NULL)
 			error_at(f, r->attr_line[i], "%s: unknown attribute %s",
 			    what, a->name);
 		else if (r->attr_times[i] > 1 && !sp->is_list)
@@ -778,15 +185,6 @@ check_attrs(int f, const struct source_record *r, const struct spec *spec,
 	for (sp = spec; sp->name != NULL; sp++)
 		if (sp->is_required && source_attr_index(r, sp->name) < 0)
 			error_at(f, r->line, "%s: %s= is missing", what, sp->name);
-}
-
-/* The line an attribute was given on, or the record's line. */
-static unsigned
-attr_line(const struct source_record *r, const char *name)
-{
-	int i = source_attr_index(r, name);
-
-	return i < 0 ? r->line : r->attr_line[i];
 }
 
 /* ---- reading the sources ---- */
@@ -835,10 +233,10 @@ lower(char *s)
 
 /* Registers a record's name in t; refuses a second record of that name. */
 static int
-unique(int f, struct table *t, const char *name, struct source_record *r,
+unique(int f, struct strtable *t, const char *name, struct source_record *r,
     const char *kind)
 {
-	struct source_record *earlier = table_put(t, name, r);
+	struct source_record *earlier = strtable_put(t, name, r);
 
 	if (earlier == NULL)
 		return 1;
@@ -855,7 +253,7 @@ named_record(int f, struct source_record *r, size_t nword, const char *shape)
 		error_at(f, r->line, "expected %s", shape);
 		return 0;
 	}
-	if (!is_name(r->word[nword - 1])) {
+	if (!valuetype_is_name(r->word[nword - 1])) {
 		error_at(f, r->line, "bad name \"%s\" (use letters, digits, '.', "
 		    "'_' and '-')", r->word[nword - 1]);
 		return 0;
@@ -863,14 +261,14 @@ named_record(int f, struct source_record *r, size_t nword, const char *shape)
 	return 1;
 }
 
-static struct table settings_seen;
+static struct strtable settings_seen;
 static const char *hostname_setting;
 
 static void
 check_settings(void)
 {
 	struct file *fl = &files[F_SETTINGS];
-	const struct spec *sp;
+	const struct confspec *sp;
 	size_t i;
 
 	for (i = 0; i < fl->n; i++) {
@@ -880,21 +278,21 @@ check_settings(void)
 			    "a value with spaces)");
 			continue;
 		}
-		if ((sp = spec_find(settings_spec, r->word[0])) == NULL) {
+		if ((sp = confspec_find(confspec_settings, r->word[0])) == NULL) {
 			error_at(F_SETTINGS, r->line, "unknown setting %s",
 			    r->word[0]);
 			continue;
 		}
 		/* a later line overrides an earlier one: settings >> works */
-		if (table_put(&settings_seen, r->word[0], r) != NULL)
-			table_slot(&settings_seen, r->word[0])->value = r;
+		if (strtable_put(&settings_seen, r->word[0], r) != NULL)
+			strtable_slot(&settings_seen, r->word[0])->value = r;
 		check_value(F_SETTINGS, r->line, NULL, sp, r->word[1]);
 		if (strcmp(r->word[0], "hostname") == 0)
 			hostname_setting = r->word[1];
 	}
 }
 
-static struct table servers;
+static struct strtable servers;
 
 static void
 check_server_tls(struct source_record *r, const char *what)
@@ -908,7 +306,7 @@ check_server_tls(struct source_record *r, const char *what)
 		    what);
 	else if (tls != NULL && (strcmp(tls, "optional") == 0 ||
 	    strcmp(tls, "required") == 0) && !has_cert)
-		error_at(F_SERVERS, attr_line(r, "tls"), "%s: tls=%s needs "
+		error_at(F_SERVERS, source_attr_line(r, "tls"), "%s: tls=%s needs "
 		    "cert= and key=", what, tls);
 }
 
@@ -926,12 +324,12 @@ check_servers(void)
 		snprintf(what, sizeof what, "server %s", r->word[0]);
 		if (!unique(F_SERVERS, &servers, r->word[0], r, "server"))
 			continue;
-		check_attrs(F_SERVERS, r, server_spec, what);
+		check_attrs(F_SERVERS, r, confspec_server, what);
 		check_server_tls(r, what);
 	}
 }
 
-static struct table domains, policies;
+static struct strtable domains, policies;
 
 static void
 check_domain(struct source_record *r)
@@ -943,7 +341,7 @@ check_domain(struct source_record *r)
 		    "policy NAME ...");
 		return;
 	}
-	if (!is_host(r->word[0])) {
+	if (!valuetype_is_host(r->word[0])) {
 		error_at(F_DOMAINS, r->line, "bad domain \"%s\"", r->word[0]);
 		return;
 	}
@@ -951,7 +349,7 @@ check_domain(struct source_record *r)
 	if (!unique(F_DOMAINS, &domains, r->word[0], r, "domain"))
 		return;
 	snprintf(what, sizeof what, "domain %s", r->word[0]);
-	check_attrs(F_DOMAINS, r, domain_spec, what);
+	check_attrs(F_DOMAINS, r, confspec_domain, what);
 }
 
 static void
@@ -972,11 +370,11 @@ check_domains(void)
 		if (!unique(F_DOMAINS, &policies, r->word[1], r, "policy"))
 			continue;
 		snprintf(what, sizeof what, "policy %s", r->word[1]);
-		check_attrs(F_DOMAINS, r, policy_spec, what);
+		check_attrs(F_DOMAINS, r, confspec_policy, what);
 	}
 }
 
-static struct table connectors;
+static struct strtable connectors;
 
 static void
 check_connectors(void)
@@ -992,15 +390,15 @@ check_connectors(void)
 		if (!unique(F_CONNECTORS, &connectors, r->word[0], r, "connector"))
 			continue;
 		snprintf(what, sizeof what, "connector %s", r->word[0]);
-		check_attrs(F_CONNECTORS, r, connector_spec, what);
+		check_attrs(F_CONNECTORS, r, confspec_connector, what);
 		if (attrs_get(&r->attrs, "route") != NULL &&
 		    attrs_get(&r->attrs, "smarthost") != NULL)
-			error_at(F_CONNECTORS, attr_line(r, "smarthost"), "%s: "
+			error_at(F_CONNECTORS, source_attr_line(r, "smarthost"), "%s: "
 			    "route=dns and smarthost= exclude each other", what);
 	}
 }
 
-static struct table filters;
+static struct strtable filters;
 
 static void
 check_filters(void)
@@ -1015,8 +413,8 @@ check_filters(void)
 			    "ADDRESS per line");
 			continue;
 		}
-		if (!(r->word[0][0] == '@' && is_host(r->word[0] + 1)) &&
-		    !is_addr(r->word[0])) {
+		if (!(r->word[0][0] == '@' && valuetype_is_host(r->word[0] + 1)) &&
+		    !valuetype_is_addr(r->word[0])) {
 			error_at(F_FILTERS, r->line, "\"%s\" is not @DOMAIN or an "
 			    "address", r->word[0]);
 			continue;
@@ -1028,50 +426,24 @@ check_filters(void)
 
 /* ---- the directory: recipients, their names and addresses ---- */
 
-enum { D_MAILBOX, D_CONTACT, D_GROUP, D_ALIAS, NKINDS };
-
 static const struct {
 	const char *name, *plural;
-	const struct spec *spec;
-} kinds[NKINDS] = {
-	{ "mailbox", "mailboxes", mailbox_spec },
-	{ "contact", "contacts", contact_spec },
-	{ "group", "groups", group_spec },
-	{ "alias", "aliases", alias_spec },
+	const struct confspec *spec;
+} kinds[POLICY_NKINDS] = {
+	{ "mailbox", "mailboxes", confspec_mailbox },
+	{ "contact", "contacts", confspec_contact },
+	{ "group", "groups", confspec_group },
+	{ "alias", "aliases", confspec_alias },
 };
 
-struct entry {
-	struct source_record *rec;
-	int kind;
-	const char *name;
-	char **addr;			/* lower case: given, then generated */
-	size_t naddr, addrcap;
-	const char *primary;		/* one of addr, or NULL */
-	int rewrite_from;		/* from the policy that gave primary; -1 */
-	size_t mark;			/* policy filter visits */
-};
-
-static struct entry *entries;
-static size_t nentries;
-static struct table names;		/* NAME -> entry */
-static struct table addrs;		/* lower-case address -> entry */
-
-static void
-entry_add_addr(struct entry *e, char *key)
-{
-	if (e->naddr == e->addrcap) {
-		e->addrcap = e->addrcap ? e->addrcap * 2 : 4;
-		e->addr = xrealloc(e->addr, e->addrcap, sizeof *e->addr);
-	}
-	e->addr[e->naddr++] = key;
-}
+static struct policy_dir recips;
 
 static int
 entry_kind(const char *word)
 {
 	int k;
 
-	for (k = 0; k < NKINDS; k++)
+	for (k = 0; k < POLICY_NKINDS; k++)
 		if (strcmp(word, kinds[k].name) == 0)
 			return k;
 	return -1;
@@ -1081,7 +453,7 @@ static void
 check_entry(struct source_record *r)
 {
 	char what[128];
-	struct entry *e, *earlier;
+	struct policy_entry *e, *earlier;
 	int kind;
 
 	if (r->nword == 0 || (kind = entry_kind(r->word[0])) < 0) {
@@ -1093,30 +465,30 @@ check_entry(struct source_record *r)
 		return;
 	snprintf(what, sizeof what, "%s %s", r->word[0], r->word[1]);
 	check_attrs(F_DIRECTORY, r, kinds[kind].spec, what);
-	e = &entries[nentries];
+	e = &recips.v[recips.n];
 	memset(e, 0, sizeof *e);
 	e->rec = r;
 	e->kind = kind;
 	e->name = r->word[1];
 	e->rewrite_from = -1;
-	if ((earlier = table_put(&names, e->name, e)) != NULL) {
+	if ((earlier = strtable_put(&recips.names, e->name, e)) != NULL) {
 		error_at(F_DIRECTORY, r->line, "name %s already used by %s %s at "
 		    "line %u", e->name, kinds[earlier->kind].name, e->name,
 		    earlier->rec->line);
 		return;
 	}
-	nentries++;
+	recips.n++;
 }
 
 /* Gives address key (lower case, owned) to e, refusing an address that
  * names another recipient (5.1.4: it must name exactly one). */
 static int
-claim(struct entry *e, char *key, unsigned line)
+claim(struct policy_entry *e, char *key, unsigned line)
 {
-	struct entry *owner = table_put(&addrs, key, e);
+	struct policy_entry *owner = strtable_put(&recips.addrs, key, e);
 
 	if (owner == NULL) {
-		entry_add_addr(e, key);
+		policy_entry_add_addr(e, key);
 		return 1;
 	}
 	if (owner == e)
@@ -1131,16 +503,16 @@ claim(struct entry *e, char *key, unsigned line)
 }
 
 static void
-claim_given(struct entry *e)
+claim_given(struct policy_entry *e)
 {
 	static char item[SOURCE_LINE_MAX + 1];
 	const char *p = attrs_get(&e->rec->attrs, "addresses");
-	unsigned line = attr_line(e->rec, "addresses");
+	unsigned line = source_attr_line(e->rec, "addresses");
 
 	if (p == NULL)
 		return;
 	while (source_item(&p, item, sizeof item) == 1)
-		if (is_addr(item)) {
+		if (valuetype_is_addr(item)) {
 			lower(item);
 			claim(e, xstrdup(item), line);
 		}
@@ -1149,7 +521,7 @@ claim_given(struct entry *e)
 /* Every name in a reference list (no '@', not "@domain") must be a
  * directory name. */
 static void
-check_refs(struct entry *e, const char *attr)
+check_refs(struct policy_entry *e, const char *attr)
 {
 	static char item[SOURCE_LINE_MAX + 1];
 	const char *p = attrs_get(&e->rec->attrs, attr);
@@ -1157,9 +529,9 @@ check_refs(struct entry *e, const char *attr)
 	if (p == NULL)
 		return;
 	while (source_item(&p, item, sizeof item) == 1)
-		if (is_name(item) && strchr(item, '@') == NULL &&
-		    table_get(&names, item) == NULL)
-			error_at(F_DIRECTORY, attr_line(e->rec, attr), "%s %s: "
+		if (valuetype_is_name(item) && strchr(item, '@') == NULL &&
+		    strtable_get(&recips.names, item) == NULL)
+			error_at(F_DIRECTORY, source_attr_line(e->rec, attr), "%s %s: "
 			    "%s: %s is not an address or a directory name",
 			    kinds[e->kind].name, e->name, attr, item);
 }
@@ -1170,249 +542,33 @@ check_directory(void)
 	struct file *fl = &files[F_DIRECTORY];
 	size_t i;
 
-	entries = xrealloc(NULL, fl->n + 1, sizeof *entries);
+	recips.v = xrealloc(NULL, fl->n + 1, sizeof *recips.v);
 	for (i = 0; i < fl->n; i++)
 		check_entry(&fl->rec[i]);
-	for (i = 0; i < nentries; i++)
-		claim_given(&entries[i]);
-	for (i = 0; i < nentries; i++) {
-		check_refs(&entries[i], "target");
-		check_refs(&entries[i], "members");
-		check_refs(&entries[i], "accept-from");
-		check_refs(&entries[i], "reject-from");
+	for (i = 0; i < recips.n; i++)
+		claim_given(&recips.v[i]);
+	for (i = 0; i < recips.n; i++) {
+		check_refs(&recips.v[i], "target");
+		check_refs(&recips.v[i], "members");
+		check_refs(&recips.v[i], "accept-from");
+		check_refs(&recips.v[i], "reject-from");
 	}
 }
 
-/* ---- recipient policies: proxy addresses and primary addresses ---- */
+/* ---- recipient policies (lib/policy) ---- */
 
-/* Appends the letters, digits and '-' of s, lower-cased, to out. */
-static void
-put_clean(char *out, size_t *n, size_t cap, const char *s)
+static void __attribute__((format(printf, 2, 3)))
+policy_error(unsigned line, const char *fmt, ...)
 {
-	for (; *s != '\0' && *n + 1 < cap; s++)
-		if (isalnum((unsigned char)*s) || *s == '-')
-			out[(*n)++] = tolower((unsigned char)*s);
-	out[*n] = '\0';
-}
+	char *text;
+	va_list ap;
 
-/* The given name and surname of a mailbox: given= and surname=, else the
- * first and the last word of name= (a surname needs two words). */
-static void
-name_parts(const struct entry *e, char *given, char *surname, size_t cap)
-{
-	const char *g = attrs_get(&e->rec->attrs, "given");
-	const char *s = attrs_get(&e->rec->attrs, "surname");
-	const char *full = attrs_get(&e->rec->attrs, "name");
-	const char *last;
-	size_t n;
-
-	given[0] = surname[0] = '\0';
-	if (full != NULL) {
-		full += strspn(full, " \t");
-		n = strcspn(full, " \t");
-		snprintf(given, cap, "%.*s", (int)n, full);
-		last = full + n;
-		while (*(last += strspn(last, " \t")) != '\0') {
-			n = strcspn(last, " \t");
-			snprintf(surname, cap, "%.*s", (int)n, last);
-			last += n;
-		}
-	}
-	if (g != NULL)
-		snprintf(given, cap, "%s", g);
-	if (s != NULL)
-		snprintf(surname, cap, "%s", s);
-}
-
-/* Expands pattern for mailbox e into out (lower case). 1, or 0 when a part
- * it needs is empty or the result is no address. */
-static int
-expand(const struct entry *e, const char *pattern, char *out, size_t cap)
-{
-	char given[ADDR_LOCAL_MAX + 1], surname[ADDR_LOCAL_MAX + 1];
-	char local[ADDR_LOCAL_MAX + 2], part[ADDR_LOCAL_MAX + 1];
-	const char *p, *at = strrchr(pattern, '@');
-	size_t n = 0, before;
-
-	name_parts(e, given, surname, sizeof given);
-	for (p = pattern; p < at && n + 1 < sizeof local; p++) {
-		before = n;
-		if (*p != '%') {
-			local[n++] = tolower((unsigned char)*p);
-			local[n] = '\0';
-			continue;
-		}
-		switch (*++p) {
-		case 'u': snprintf(part, sizeof part, "%s", e->name); break;
-		case 'g': snprintf(part, sizeof part, "%s", given); break;
-		case 's': snprintf(part, sizeof part, "%s", surname); break;
-		case 'i': snprintf(part, sizeof part, "%.1s", given); break;
-		default: snprintf(part, sizeof part, "%%"); break;
-		}
-		if (*p == 'u' || *p == '%')
-			for (size_t i = 0; part[i] && n + 1 < sizeof local; i++)
-				local[n++] = tolower((unsigned char)part[i]);
-		else
-			put_clean(local, &n, sizeof local, part);
-		local[n] = '\0';
-		if (n == before)
-			return 0;	/* "%s" of a mailbox without a surname */
-	}
-	local[n] = '\0';
-	if (snprintf(out, cap, "%s%s", local, at) >= (int)cap)
-		return 0;
-	lower(out);
-	return n <= ADDR_LOCAL_MAX && is_addr(out);
-}
-
-/* Gives mailbox e the address pattern makes, made unique as Exchange does
- * (a number before '@') when another recipient holds it. The address, or
- * NULL. */
-static const char *
-generate(struct entry *e, const char *pattern, const struct source_record *pr)
-{
-	char addr[ADDR_MAX], try[ADDR_MAX + 8];
-	const char *at;
-	struct entry *owner;
-	int n;
-
-	if (!is_pattern(pattern) || !expand(e, pattern, addr, sizeof addr))
-		return NULL;
-	at = strrchr(addr, '@');
-	for (n = 1; n < 100; n++) {
-		if (n == 1)
-			snprintf(try, sizeof try, "%s", addr);
-		else
-			snprintf(try, sizeof try, "%.*s%d%s", (int)(at - addr),
-			    addr, n, at);
-		if ((owner = table_get(&addrs, try)) == e)
-			return table_slot(&addrs, try)->key;
-		if (owner == NULL && strlen(try) < ADDR_MAX - 2) {
-			char *key = xstrdup(try);
-			table_put(&addrs, key, e);
-			entry_add_addr(e, key);
-			return key;
-		}
-	}
-	error_at(F_DOMAINS, attr_line(pr, "addresses"), "policy %s: no unique "
-	    "address from %s for mailbox %s", pr->word[1], pattern, e->name);
-	return NULL;
-}
-
-/* Marks with stamp every recipient reached from group g through members
- * and alias targets (nested groups; a cycle ends where it was marked). */
-static void
-mark_group(struct entry *g, size_t stamp)
-{
-	static char item[SOURCE_LINE_MAX + 1];
-	struct entry **stack = xrealloc(NULL, nentries + 1, sizeof *stack);
-	size_t depth = 0;
-
-	g->mark = stamp;
-	stack[depth++] = g;
-	while (depth > 0) {
-		struct entry *x = stack[--depth], *y;
-		const char *p = attrs_get(&x->rec->attrs,
-		    x->kind == D_GROUP ? "members" : "target");
-		while (p != NULL && source_item(&p, item, sizeof item) == 1) {
-			if (strchr(item, '@') != NULL)
-				lower(item);
-			y = table_get(strchr(item, '@') ? &addrs : &names, item);
-			if (y == NULL || y->mark == stamp)
-				continue;
-			y->mark = stamp;
-			if (y->kind == D_GROUP || y->kind == D_ALIAS)
-				stack[depth++] = y;
-		}
-	}
-	free(stack);
-}
-
-/* Prepares a policy's filter; 1 when it selects mailboxes (*attr set for
- * attr:NAME=VALUE), 0 after reporting why not. */
-static int
-filter_start(const struct source_record *pr, size_t stamp, char *attr,
-    size_t cap)
-{
-	const char *filter = attrs_get(&pr->attrs, "filter");
-	struct entry *g;
-
-	attr[0] = '\0';
-	if (filter == NULL || strcmp(filter, "all") == 0 || !is_filter(filter))
-		return 1;
-	if (strncmp(filter, "group:", 6) == 0) {
-		if ((g = table_get(&names, filter + 6)) == NULL ||
-		    g->kind != D_GROUP) {
-			error_at(F_DOMAINS, attr_line(pr, "filter"), "policy %s: "
-			    "filter: no group %s in directory", pr->word[1],
-			    filter + 6);
-			return 0;
-		}
-		mark_group(g, stamp);
-		return 1;
-	}
-	snprintf(attr, cap, "%.*s", (int)strcspn(filter + 5, "="), filter + 5);
-	if (spec_find(mailbox_spec, attr) != NULL)
-		return 1;
-	error_at(F_DOMAINS, attr_line(pr, "filter"), "policy %s: filter: "
-	    "mailboxes have no attribute %s", pr->word[1], attr);
-	return 0;
-}
-
-static int
-filter_match(const struct source_record *pr, const struct entry *e,
-    size_t stamp, const char *attr)
-{
-	const char *filter = attrs_get(&pr->attrs, "filter"), *v;
-
-	if (e->kind != D_MAILBOX)
-		return 0;
-	if (filter != NULL && strncmp(filter, "group:", 6) == 0)
-		return e->mark == stamp;
-	if (attr[0] == '\0')
-		return 1;
-	v = attrs_get(&e->rec->attrs, attr);
-	return v != NULL && strcasecmp(v, strchr(filter, '=') + 1) == 0;
-}
-
-/* One policy on one mailbox: every pattern gives an address; the first
- * policy (highest priority) that yields a primary address gives it. */
-static void
-policy_apply(const struct source_record *pr, struct entry *e)
-{
-	static char item[SOURCE_LINE_MAX + 1];
-	const char *list = attrs_get(&pr->attrs, "addresses"), *p = list;
-	const char *primary = attrs_get(&pr->attrs, "primary"), *a;
-	const char *rewrite = attrs_get(&pr->attrs, "rewrite-from");
-
-	while (p != NULL && source_item(&p, item, sizeof item) == 1)
-		generate(e, item, pr);
-	if (e->primary != NULL)
-		return;
-	if (primary == NULL && list != NULL) {
-		p = list;
-		if (source_item(&p, item, sizeof item) == 1)
-			primary = item;
-	}
-	if (primary != NULL && (a = generate(e, primary, pr)) != NULL) {
-		e->primary = a;
-		e->rewrite_from = rewrite != NULL && conf_parse_bool(rewrite) == 1;
-	}
-}
-
-static int
-policy_order(const void *a, const void *b)
-{
-	const struct source_record *ra = *(const struct source_record **)a;
-	const struct source_record *rb = *(const struct source_record **)b;
-	const char *pa = attrs_get(&ra->attrs, "priority");
-	const char *pb = attrs_get(&rb->attrs, "priority");
-	long na = pa && is_int(pa) ? atol(pa) : 0;
-	long nb = pb && is_int(pb) ? atol(pb) : 0;
-
-	if (na != nb)
-		return na > nb ? -1 : 1;
-	return ra->line < rb->line ? -1 : ra->line > rb->line;
+	va_start(ap, fmt);
+	if (vasprintf(&text, fmt, ap) < 0)
+		die(EXIT_TEMP, ENOMEM, "out of memory");
+	va_end(ap);
+	error_at(F_DOMAINS, line, "%s", text);
+	free(text);
 }
 
 static void
@@ -1420,23 +576,13 @@ apply_policies(void)
 {
 	struct file *fl = &files[F_DOMAINS];
 	struct source_record **list = xrealloc(NULL, fl->n + 1, sizeof *list);
-	char attr[SOURCE_NAME_MAX];
-	size_t i, j, n = 0;
+	size_t i, n = 0;
 
 	for (i = 0; i < fl->n; i++)
 		if (fl->rec[i].nword == 2 && strcmp(fl->rec[i].word[0], "policy") == 0)
 			list[n++] = &fl->rec[i];
-	qsort(list, n, sizeof *list, policy_order);
-	for (i = 0; i < n; i++) {
-		if (!filter_start(list[i], i + 1, attr, sizeof attr))
-			continue;
-		for (j = 0; j < nentries; j++)
-			if (filter_match(list[i], &entries[j], i + 1, attr))
-				policy_apply(list[i], &entries[j]);
-	}
-	for (j = 0; j < nentries; j++)
-		if (entries[j].primary == NULL && entries[j].naddr > 0)
-			entries[j].primary = entries[j].addr[0];
+	recips.error = policy_error;
+	policy_apply_all(&recips, list, n);
 	free(list);
 }
 
@@ -1456,14 +602,14 @@ check_policy_host(const struct source_record *pr, const char *domain)
 	    gethostname(machine, sizeof machine - 1) < 0)
 		machine[0] = '\0';
 	if (strcasecmp(domain, hostname_setting ? hostname_setting : machine) == 0)
-		error_at(F_DOMAINS, attr_line(pr, "addresses"), "policy %s: domain "
+		error_at(F_DOMAINS, source_attr_line(pr, "addresses"), "policy %s: domain "
 		    "%s is the host name of %s (5.4.8: a policy domain must not "
 		    "equal a server's FQDN)", pr->word[1], domain,
 		    hostname_setting ? "settings hostname" : "this machine");
 	for (i = 0; i < fl->n; i++)
 		if ((fqdn = attrs_get(&fl->rec[i].attrs, "hostname")) != NULL &&
 		    strcasecmp(domain, fqdn) == 0)
-			error_at(F_DOMAINS, attr_line(pr, "addresses"), "policy "
+			error_at(F_DOMAINS, source_attr_line(pr, "addresses"), "policy "
 			    "%s: domain %s is the host name of server %s (5.4.8: "
 			    "a policy domain must not equal a server's FQDN)",
 			    pr->word[1], domain, fl->rec[i].word[0]);
@@ -1483,7 +629,7 @@ check_policy_hosts(void)
 			continue;
 		p = attrs_get(&r->attrs, "addresses");
 		while (p != NULL && source_item(&p, item, sizeof item) == 1)
-			if (is_pattern(item) && (at = strrchr(item, '@')) != NULL)
+			if (valuetype_is_pattern(item) && (at = strrchr(item, '@')) != NULL)
 				check_policy_host(r, at + 1);
 	}
 }
@@ -1500,8 +646,8 @@ check_connector_sources(void)
 		struct source_record *r = &fl->rec[i];
 		p = attrs_get(&r->attrs, "source");
 		while (p != NULL && source_item(&p, item, sizeof item) == 1)
-			if (is_name(item) && table_get(&servers, item) == NULL)
-				error_at(F_CONNECTORS, attr_line(r, "source"),
+			if (valuetype_is_name(item) && strtable_get(&servers, item) == NULL)
+				error_at(F_CONNECTORS, source_attr_line(r, "source"),
 				    "connector %s: source: no server %s in servers",
 				    r->nword ? r->word[0] : "", item);
 	}
@@ -1608,7 +754,7 @@ write_settings(struct out *o)
 	size_t i;
 
 	for (i = 0; i < fl->n; i++)
-		if (table_get(&settings_seen, fl->rec[i].word[0]) == &fl->rec[i])
+		if (strtable_get(&settings_seen, fl->rec[i].word[0]) == &fl->rec[i])
 			out_put(o, fl->rec[i].word[0], fl->rec[i].word[1],
 			    strlen(fl->rec[i].word[1]));
 }
@@ -1662,7 +808,7 @@ write_domains(struct out *o)
 /* A recipient's record: its attributes, with addresses= the whole list
  * (given and generated, lower case) and primary= its reply address. */
 static void
-write_entry(struct out *o, const struct entry *e, struct buf *b)
+write_entry(struct out *o, const struct policy_entry *e, struct buf *b)
 {
 	struct buf list = BUF_INIT, pair = BUF_INIT;
 	size_t i;
@@ -1689,16 +835,16 @@ write_entry(struct out *o, const struct entry *e, struct buf *b)
 static void
 write_directory(struct out *o)
 {
-	struct buf b = BUF_INIT, lists[NKINDS] = { BUF_INIT, BUF_INIT,
+	struct buf b = BUF_INIT, lists[POLICY_NKINDS] = { BUF_INIT, BUF_INIT,
 	    BUF_INIT, BUF_INIT };
 	size_t i;
 	int k;
 
-	for (i = 0; i < nentries; i++) {
-		write_entry(o, &entries[i], &b);
-		list_add(&lists[entries[i].kind], entries[i].name);
+	for (i = 0; i < recips.n; i++) {
+		write_entry(o, &recips.v[i], &b);
+		list_add(&lists[recips.v[i].kind], recips.v[i].name);
 	}
-	for (k = 0; k < NKINDS; k++) {
+	for (k = 0; k < POLICY_NKINDS; k++) {
 		out_putf(o, &lists[k], "%s", kinds[k].plural);
 		buf_free(&lists[k]);
 	}
