@@ -81,6 +81,26 @@ attr_pair(const char **p, char *name, size_t ncap, char *value, size_t vcap)
 }
 
 int
+attr_list_next(const char **p, char *out, size_t cap)
+{
+	const char *s = *p, *end;
+	size_t n;
+
+	while (*s == ',' || *s == ' ' || *s == '\t')
+		s++;
+	if (*s == '\0')
+		return 0;
+	end = s + strcspn(s, ",");
+	*p = end;
+	while (end > s && (end[-1] == ' ' || end[-1] == '\t'))
+		end--;
+	n = (size_t)(end - s) < cap - 1 ? (size_t)(end - s) : cap - 1;
+	memcpy(out, s, n);
+	out[n] = '\0';
+	return 1;
+}
+
+int
 attr_quote(struct buf *b, const char *s)
 {
 	const char *q;

@@ -29,6 +29,12 @@ int attr_word(const char **p, char *out, size_t cap);
  * bare or quoted. 1 read, 0 end of line, -1 no '=', bad quoting or too long. */
 int attr_pair(const char **p, char *name, size_t ncap, char *value, size_t vcap);
 
+/* The next item of a comma-separated list at *p (an attribute value such
+ * as address-space= or schedule=), blanks around it trimmed, into out;
+ * advances *p. 1 read, 0 end of the list. Items longer than cap - 1 are
+ * cut. */
+int attr_list_next(const char **p, char *out, size_t cap);
+
 /* Appends s to b, quoted when it needs to be (or is empty). */
 int attr_quote(struct buf *b, const char *s);
 

@@ -41,6 +41,8 @@
 #include "attr.h"
 #include "buf.h"
 #include "conf.h"
+#include "priority.h"
+#include "schedule.h"
 
 struct connector {
 	char *name;
@@ -66,18 +68,12 @@ void connectors_free(struct connectors *cs);
 const struct connector *connectors_find(const struct connectors *cs,
     const char *name);
 
-/* How specifically an address-space entry (`*`, `*.mil`, `contoso.com`)
- * matches domain: -1 no match, 0 for `*`, 2*len(".suffix") for a wildcard,
- * 2*len(domain)+1 for an exact match; a higher number wins. Domains compare
- * case-insensitively; `*.mil` matches `x.mil` and `a.x.mil`, not `mil`. */
-int connector_space_match(const char *space, const char *domain);
-
-/* The best match over the connector's address-space list, or -1. */
+/* The best match over the connector's address-space list (addrspace.h),
+ * or -1. */
 int connector_match(const struct connector *c, const char *domain);
 
-/* Message priority from a header block (Priority, X-Priority, Importance;
- * the first that says something wins). */
-enum { PRIORITY_LOW, PRIORITY_NORMAL, PRIORITY_HIGH };
+/* The message priority of a header block: priority_of_headers (kept by
+ * this name for its callers). */
 int connector_priority(const char *headers, size_t len);
 
 /* What routing needs to know about a message. */
@@ -95,10 +91,7 @@ enum {
 };
 int connector_allows(const struct connector *c, const struct route_facts *m);
 
-/* Schedule text: `always`, `never`, or a comma-separated list of windows
- * `[DAYS ]HH:MM-HH:MM` (DAYS: `mon`, `mon-fri`, `sat-sun`, `daily`; an end
- * at or before the start runs past midnight), in the server's local time.
- * 1 open now, 0 closed (*opens = the next opening, 0 = never), -1 bad. */
+/* schedule_open (schedule.h), kept by this name for its callers. */
 int connector_schedule_open(const char *schedule, time_t now, time_t *opens);
 
 /* The schedule that applies to a message of `size` bytes: oversize-schedule
@@ -110,8 +103,9 @@ typedef int (*connector_down_fn)(const char *dest);
 
 /* Chooses the connector for a recipient domain: the most specific address
  * space among the usable connectors (restrictions make one unusable; a
- * schedule never does: mail waits for its window), then the cheapest one that is not down (ties broken
- * at random: load balancing), else the cheapest one (mail waits on it).
+ * schedule never does: mail waits for its window), then the cheapest one
+ * that is not down (ties broken at random: load balancing), else the
+ * cheapest one (mail waits on it).
  * When the cheapest connector of the most specific match requires TLS, only
  * tls=required connectors are ever used for that domain.
  * Returns CONNECTOR_OK with *out set, or: -1 no connector matches (5.4.4),
@@ -126,18 +120,9 @@ int connectors_select(const struct connectors *cs, const char *domain,
 int connector_is_dns(const struct connector *c);
 
 /* Appends the hop groups of c for a recipient domain to b: "mx:DOMAIN" for
- * route=dns, else "smarthost:" its list in random order. 0 or -1. */
+ * route=dns, else "smarthost:" its list in random order (hops.h). 0 or
+ * -1. */
 int connector_hops(const struct connector *c, const char *domain,
     struct buf *b);
-
-/* Does a hops field (above) lead back to this server? An entry equal to a
- * listen address of servers.cdb (`0.0.0.0:PORT` there: any address of this
- * host with that port), a host name or mx: domain equal to settings
- * hostname or to a server's hostname=. 1 yes (5.3.5), 0 no. */
-int connector_hops_self(const char *hops);
-
-/* Appends a smarthost list (comma-separated) shuffled, as "smarthost:...".
- * 0 or -1 (ENOMEM, or EINVAL for an empty list). */
-int connector_smarthost_hops(const char *list, struct buf *b);
 
 #endif

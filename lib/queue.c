@@ -249,84 +249,6 @@ queue_take(const char *queue, const char *from, const char *name,
 	return rc;
 }
 
-void
-queue_format_age(long long s, char *buf, size_t cap)
-{
-	if (s < 0)
-		s = 0;
-	if (s < 60)
-		snprintf(buf, cap, "%llds", s);
-	else if (s < 3600)
-		snprintf(buf, cap, "%lldm", s / 60);
-	else if (s < 86400)
-		snprintf(buf, cap, "%lldh%02lldm", s / 3600, s % 3600 / 60);
-	else
-		snprintf(buf, cap, "%lldd%02lldh", s / 86400, s % 86400 / 3600);
-}
-
-void
-queue_format_size(long long n, char *buf, size_t cap)
-{
-	if (n < 1024)
-		snprintf(buf, cap, "%lld", n);
-	else if (n < 1024 * 1024)
-		snprintf(buf, cap, "%.1fK", n / 1024.0);
-	else if (n < 1024LL * 1024 * 1024)
-		snprintf(buf, cap, "%.1fM", n / (1024.0 * 1024));
-	else
-		snprintf(buf, cap, "%.1fG", n / (1024.0 * 1024 * 1024));
-}
-
-int
-queue_table_row(struct queue_table *t, const char *const *cells)
-{
-	size_t i;
-
-	if (t->nrows == t->cap) {
-		size_t cap = t->cap ? t->cap * 2 : 16;
-		char **v = realloc(t->cells, cap * t->ncols * sizeof *v);
-		if (v == NULL)
-			return -1;
-		t->cells = v;
-		t->cap = cap;
-	}
-	for (i = 0; i < t->ncols; i++)
-		if ((t->cells[t->nrows * t->ncols + i] =
-		    strdup(cells[i] ? cells[i] : "")) == NULL)
-			return -1;
-	t->nrows++;
-	return 0;
-}
-
-void
-queue_table_print(struct queue_table *t)
-{
-	size_t widths[16] = { 0 }, r, c, len;
-	const char *cell;
-
-	for (r = 0; r < t->nrows; r++)
-		for (c = 0; c < t->ncols && c < 16; c++)
-			if ((len = strlen(t->cells[r * t->ncols + c])) > widths[c])
-				widths[c] = len;
-	for (r = 0; r < t->nrows; r++) {
-		for (c = 0; c < t->ncols && c < 16; c++) {
-			cell = t->cells[r * t->ncols + c];
-			if (c + 1 == t->ncols && !(t->right && t->right[c]))
-				printf("%s", cell);	/* no trailing blanks */
-			else if (t->right && t->right[c])
-				printf("%*s", (int)widths[c], cell);
-			else
-				printf("%-*s", (int)widths[c], cell);
-			printf(c + 1 < t->ncols ? "  " : "\n");
-		}
-	}
-	for (r = 0; r < t->nrows * t->ncols; r++)
-		free(t->cells[r]);
-	free(t->cells);
-	t->cells = NULL;
-	t->nrows = t->cap = 0;
-}
-
 /* ---- the summary: one line per queue and destination ---- */
 
 static const char *fixed_queues[] = { "incoming", "route", "local", "ndr",
@@ -335,6 +257,20 @@ static const char *fixed_info[] = { "awaiting directory lookup",
     "waiting to be routed", "local delivery", "delivery reports to build",
     "reports that could not be delivered" };
 enum { NFIXED = sizeof fixed_queues / sizeof fixed_queues[0] };
+
+const char *
+queue_sub_state(const char *sub)
+{
+	static const char *map[][2] = { { "new", "Ready" }, { "retry", "Retry" },
+	    { "frozen", "Frozen" }, { "hold", "Held" },
+	    { "scheduled", "Scheduled" } };
+	size_t i;
+
+	for (i = 0; i < sizeof map / sizeof map[0]; i++)
+		if (strcmp(sub, map[i][0]) == 0)
+			return map[i][1];
+	return sub;
+}
 
 int
 queue_is_fixed(const char *name)

@@ -27,6 +27,10 @@
 #define QUEUE_NAMES "incoming", "route", "local", "remote", "ndr", "badmail"
 #define QUEUE_SUBS "new", "retry", "frozen", "hold", "scheduled"
 
+/* The state a sub-folder stands for: Ready, Retry, Frozen, Held,
+ * Scheduled (another name is returned as it is). */
+const char *queue_sub_state(const char *sub);
+
 struct queue_entry {
 	const char *queue;	/* incoming, route, local, remote, ndr, badmail */
 	const char *sub;	/* new, retry, frozen, hold, scheduled */
@@ -62,25 +66,6 @@ const char *queue_dest(const struct queue_entry *q);
  * stage is in the middle of moving it), or another error. */
 int queue_take(const char *queue, const char *from, const char *name,
     const char *to, const char *newname);
-
-/* "45s", "12m", "3h05m", "2d03h" into buf. */
-void queue_format_age(long long seconds, char *buf, size_t cap);
-
-/* "812", "4.1K", "12.0M" into buf. */
-void queue_format_size(long long bytes, char *buf, size_t cap);
-
-/* A table printed with aligned columns. */
-struct queue_table {
-	size_t ncols, nrows, cap;
-	const int *right;	/* per column: 1 right-aligned */
-	char **cells;		/* nrows * ncols, malloc'ed strings */
-};
-
-/* Adds a row of ncols cells (copied). 0 or -1 ENOMEM. */
-int queue_table_row(struct queue_table *t, const char *const *cells);
-
-/* Prints the rows (two spaces between columns) and frees the table. */
-void queue_table_print(struct queue_table *t);
 
 /* ---- the summary: one line per queue and remote destination ---- */
 

@@ -21,10 +21,12 @@
 #include <sys/stat.h>
 #include <limits.h>
 
+#include "addrspace.h"
 #include "attr.h"
 #include "buf.h"
 #include "conf.h"
 #include "connector.h"
+#include "hops.h"
 #include "log.h"
 #include "root.h"
 
@@ -279,7 +281,7 @@ space_entry(const char *space, void *arg)
 	for (i = 0; i < s->c->ndomains; i++)
 		if (strcmp(domain_type(s->c, s->c->domains[i]),
 		    "authoritative") == 0 &&
-		    connector_space_match(space, s->c->domains[i]) >= 0)
+		    addrspace_match(space, s->c->domains[i]) >= 0)
 			finding(ERRORS, "connector %s: address-space %s covers the "
 			    "authoritative domain %s: mail for it would leave "
 			    "through the connector and come back, a loop that "
@@ -373,7 +375,7 @@ smarthost_entry(const char *entry, void *arg)
 		return;
 	}
 	snprintf(hops, sizeof hops, "smarthost:%s", entry);
-	if (connector_hops_self(hops))
+	if (hops_is_self(hops))
 		finding(ERRORS, "%s: smart host %s is this server: mail sent "
 		    "there comes straight back, a loop that ends in 5.3.5 or "
 		    "hop-count (5.4.6) NDRs. Fix: name the next server on the "

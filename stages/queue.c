@@ -36,61 +36,16 @@
 #include "dest.h"
 #include "log.h"
 #include "queue.h"
+#include "queueview.h"
 #include "root.h"
 #include "spool.h"
 #include "stage.h"
 #include "track.h"
 
-enum { UNREACHABLE_AFTER = 3600, HEADERS_MAX = 64 * 1024 };
+enum { UNREACHABLE_AFTER = 3600 };
 
 static int opt_json, opt_ndr;
 static time_t now;
-
-/* ---- output helpers ---- */
-
-static void
-json_str(const char *s)
-{
-	putchar('"');
-	for (; s != NULL && *s != '\0'; s++) {
-		unsigned char c = *s;
-		if (c == '"' || c == '\\')
-			printf("\\%c", c);
-		else if (c < ' ')
-			printf("\\u%04x", c);
-		else
-			putchar(c);
-	}
-	putchar('"');
-}
-
-/* "2026-11-28T11:40:00Z", or "-" for 0. */
-static const char *
-stamp(time_t t)
-{
-	static char buf[4][32];
-	static unsigned next;
-	char *out = buf[next++ % 4];
-	struct tm tm;
-
-	if (t == 0)
-		return "-";
-	gmtime_r(&t, &tm);
-	strftime(out, sizeof buf[0], "%Y-%m-%dT%H:%M:%SZ", &tm);
-	return out;
-}
-
-static void
-json_time(const char *key, time_t t, int comma)
-{
-	printf("\"%s\":", key);
-	if (t == 0)
-		printf("null");
-	else
-		json_str(stamp(t));
-	if (comma)
-		putchar(',');
-}
 
 static int
 is_message_id(const char *s)
@@ -98,344 +53,37 @@ is_message_id(const char *s)
 	return strspn(s, "0123456789") == 16 && s[16] == '-';
 }
 
-static const char *
-sub_state(const char *sub)
-{
-	static const char *map[][2] = { { "new", "Ready" }, { "retry", "Retry" },
-	    { "frozen", "Frozen" }, { "hold", "Held" },
-	    { "scheduled", "Scheduled" } };
-	size_t i;
-
-	for (i = 0; i < sizeof map / sizeof map[0]; i++)
-		if (strcmp(sub, map[i][0]) == 0)
-			return map[i][1];
-	return sub;
-}
-
-/* ---- the summary: one line per queue and destination ---- */
-
-static void
-summary_json(const struct queue_summary *s)
-{
-	size_t i;
-
-	putchar('[');
-	for (i = 0; i < s->n; i++) {
-		const struct queue_line *l = &s->v[i];
-		printf("%s{\"queue\":", i ? "," : "");
-		json_str(l->name);
-		printf(",\"type\":\"%s\",\"messages\":%lld,\"bytes\":%lld,"
-		    "\"frozen\":%lld,\"oldest_age\":", l->is_dest ?
-		    "destination" : "queue", l->count, l->bytes, l->nfrozen);
-		if (l->count > 0)
-			printf("%lld", (long long)(now - l->oldest));
-		else
-			printf("null");
-		printf(",\"state\":");
-		json_str(l->state);
-		putchar(',');
-		json_time("next_attempt", l->next, 1);
-		printf("\"error\":");
-		json_str(l->error);
-		printf(",\"info\":");
-		json_str(l->info);
-		putchar('}');
-	}
-	printf("]\n");
-}
-
-static void
-summary_plain(const struct queue_summary *s)
-{
-	static const int right[] = { 0, 1, 1, 1, 0, 0, 0 };
-	struct queue_table t = { 7, 0, 0, right, NULL };
-	const char *head[] = { "QUEUE", "MESSAGES", "SIZE", "OLDEST", "STATE",
-	    "NEXT-ATTEMPT", "INFO" };
-	char count[32], size[32], age[32];
-	size_t i;
-
-	queue_table_row(&t, head);
-	for (i = 0; i < s->n; i++) {
-		const struct queue_line *l = &s->v[i];
-		const char *row[] = { l->name, count, size, age, l->state,
-		    stamp(l->next), l->info };
-		snprintf(count, sizeof count, "%lld", l->count);
-		queue_format_size(l->bytes, size, sizeof size);
-		if (l->count > 0)
-			queue_format_age(now - l->oldest, age, sizeof age);
-		else
-			snprintf(age, sizeof age, "-");
-		queue_table_row(&t, row);
-	}
-	queue_table_print(&t);
-}
+/* ---- the views (lib/queueview.h) ---- */
 
 static int
 cmd_summary(void)
 {
+	struct queueview v = { now, opt_json };
 	struct queue_summary s;
 
 	if (queue_summary_build(&s, now, conf_setting_time("unreachable-after",
 	    UNREACHABLE_AFTER)) < 0)
 		die(EXIT_TEMP, errno, "unable to read the spool");
-	if (opt_json)
-		summary_json(&s);
-	else
-		summary_plain(&s);
+	queueview_summary(&v, &s);
 	queue_summary_free(&s);
 	return EXIT_DONE;
-}
-
-/* ---- list QUEUE: the messages of a queue or of a destination ---- */
-
-struct listing {
-	const char *dest;	/* NULL: the whole queue */
-	long limit, shown, more;
-	struct queue_table *table;
-};
-
-/* Recipients as "a@x, b@y", cut after about 200 bytes. */
-static void
-rcpt_list(const struct envelope *e, char *buf, size_t cap)
-{
-	size_t i, len = 0;
-
-	buf[0] = '\0';
-	for (i = 0; i < e->nrcpt; i++) {
-		if (len > 200) {
-			snprintf(buf + len, cap - len, " (+%zu more)", e->nrcpt - i);
-			return;
-		}
-		len += snprintf(buf + len, cap - len, "%s%s", i ? "," : "",
-		    e->rcpt[i].addr);
-		if (len >= cap)
-			return;
-	}
-}
-
-static void
-list_json_entry(const struct queue_entry *q, const char *where, int first)
-{
-	size_t i;
-
-	printf("%s{\"id\":", first ? "" : ",");
-	json_str(q->name);
-	printf(",\"queue\":");
-	json_str(q->queue);
-	printf(",\"destination\":");
-	if (strcmp(q->queue, "remote") == 0)
-		json_str(where);
-	else
-		printf("null");
-	printf(",\"state\":\"%s\",", sub_state(q->sub));
-	json_time("next_attempt", strcmp(q->sub, "retry") == 0 ||
-	    strcmp(q->sub, "scheduled") == 0 ? q->mtime : 0, 0);
-	printf(",\"age\":%lld,\"size\":%lld,\"sender\":",
-	    (long long)(now - queue_arrived(q)), queue_size(q));
-	json_str(*q->env->sender ? q->env->sender : "<>");
-	printf(",\"recipients\":[");
-	for (i = 0; i < q->env->nrcpt; i++) {
-		printf(i ? "," : "");
-		json_str(q->env->rcpt[i].addr);
-	}
-	printf("]}");
-}
-
-static int
-list_add(const struct queue_entry *q, void *arg)
-{
-	struct listing *l = arg;
-	const char *where = strcmp(q->queue, "remote") == 0 ? queue_dest(q) :
-	    q->queue;
-	char age[32], size[32], rcpts[512];
-
-	if (l->dest != NULL && strcmp(where, l->dest) != 0)
-		return 0;
-	if (l->shown == l->limit) {
-		l->more++;
-		return 0;
-	}
-	if (opt_json) {
-		list_json_entry(q, where, l->shown++ == 0);
-		return 0;
-	}
-	queue_format_age(now - queue_arrived(q), age, sizeof age);
-	queue_format_size(queue_size(q), size, sizeof size);
-	rcpt_list(q->env, rcpts, sizeof rcpts);
-	const char *row[] = { q->name, where, sub_state(q->sub),
-	    strcmp(q->sub, "new") && strcmp(q->sub, "frozen") &&
-	    strcmp(q->sub, "hold") ? stamp(q->mtime) : "-", age, size,
-	    *q->env->sender ? q->env->sender : "<>", rcpts };
-	queue_table_row(l->table, row);
-	l->shown++;
-	return 0;
 }
 
 static int
 cmd_list(const char *which, long limit)
 {
-	static const int right[] = { 0, 0, 0, 0, 1, 1, 0, 0 };
-	struct queue_table t = { 8, 0, 0, right, NULL };
-	const char *head[] = { "ID", "QUEUE", "STATE", "NEXT-ATTEMPT", "AGE",
-	    "SIZE", "SENDER", "RECIPIENTS" };
-	struct listing l = { NULL, limit, 0, 0, &t };
-	const char *queue = which;
+	struct queueview v = { now, opt_json };
 
-	if (strncmp(which, "remote:", 7) == 0)
-		l.dest = which + 7;
-	else if (!queue_is_fixed(which) && strcmp(which, "remote") != 0)
-		l.dest = which;
-	if (l.dest != NULL)
-		queue = "remote";
-	if (opt_json)
-		putchar('[');
-	else
-		queue_table_row(&t, head);
-	if (queue_scan(queue, list_add, &l) < 0)
-		die(EXIT_TEMP, errno, "unable to read spool/%s", queue);
-	if (opt_json) {
-		printf("]\n");
-		return EXIT_DONE;
-	}
-	queue_table_print(&t);
-	if (l.more > 0)
-		printf("(%ld more not shown)\n", l.more);
+	queueview_list(&v, which, limit);
 	return EXIT_DONE;
-}
-
-/* ---- show ID ---- */
-
-/* The header section of spool/msg/NAME (up to HEADERS_MAX bytes, CRs
- * dropped) into b. */
-static void
-read_headers(const char *name, struct buf *b)
-{
-	char chunk[4096];
-	ssize_t n, i;
-	int fd, at_line_start = 1;
-
-	if ((fd = content_open(name)) < 0)
-		return;
-	while (b->len < HEADERS_MAX && (n = read(fd, chunk, sizeof chunk)) > 0)
-		for (i = 0; i < n && b->len < HEADERS_MAX; i++) {
-			if (chunk[i] == '\r')
-				continue;
-			if (chunk[i] == '\n' && at_line_start)
-				goto done;
-			at_line_start = chunk[i] == '\n';
-			buf_addc(b, chunk[i]);
-		}
-done:
-	close(fd);
-}
-
-static void
-show_json(const struct queue_entry *q, const char *headers, int first)
-{
-	size_t i, j;
-
-	printf("%s{\"id\":", first ? "" : ",");
-	json_str(q->name);
-	printf(",\"queue\":\"%s\",\"state\":\"%s\",", q->queue, sub_state(q->sub));
-	json_time("next_attempt", strcmp(q->sub, "retry") == 0 ||
-	    strcmp(q->sub, "scheduled") == 0 ? q->mtime : 0, 1);
-	printf("\"sender\":");
-	json_str(*q->env->sender ? q->env->sender : "<>");
-	printf(",\"fields\":{");
-	for (i = 0; i < q->env->fields.n; i++) {
-		printf(i ? "," : "");
-		json_str(q->env->fields.v[i].name);
-		putchar(':');
-		json_str(q->env->fields.v[i].value);
-	}
-	printf("},\"recipients\":[");
-	for (i = 0; i < q->env->nrcpt; i++) {
-		const struct rcpt *r = &q->env->rcpt[i];
-		printf("%s{\"address\":", i ? "," : "");
-		json_str(r->addr);
-		for (j = 0; j < r->attrs.n; j++) {
-			putchar(',');
-			json_str(r->attrs.v[j].name);
-			putchar(':');
-			json_str(r->attrs.v[j].value);
-		}
-		putchar('}');
-	}
-	printf("],\"headers\":");
-	json_str(headers);
-	putchar('}');
-}
-
-static void
-show_plain(const struct queue_entry *q, const char *headers)
-{
-	struct queue_table t = { 4, 0, 0, NULL, NULL };
-	const char *head[] = { "RECIPIENT", "STATE", "CODE", "REASON" };
-	struct buf b = BUF_INIT;
-	size_t i;
-
-	printf("== %s/%s/%s\n", q->queue, q->sub, q->name);
-	if (strcmp(q->sub, "retry") == 0 || strcmp(q->sub, "scheduled") == 0)
-		printf("next attempt %s\n", stamp(q->mtime));
-	envelope_format(q->env, &b);
-	/* the envelope head as stored; recipients follow as a table */
-	for (char *p = b.data; p != NULL && *p != '\0'; ) {
-		char *end = strchr(p, '\n');
-		if (strncmp(p, "rcpt ", 5) != 0)
-			printf("%.*s\n", (int)(end ? end - p : (long)strlen(p)), p);
-		p = end ? end + 1 : NULL;
-	}
-	buf_free(&b);
-	printf("-- recipients\n");
-	queue_table_row(&t, head);
-	for (i = 0; i < q->env->nrcpt; i++) {
-		const struct rcpt *r = &q->env->rcpt[i];
-		const char *row[] = { r->addr, rcpt_get(r, "state"),
-		    rcpt_get(r, "code"), rcpt_get(r, "reason") };
-		queue_table_row(&t, row);
-	}
-	queue_table_print(&t);
-	printf("-- headers\n%s", headers);
-}
-
-struct showing {
-	const char *id;
-	int nfound;
-};
-
-static int
-show_one(const struct queue_entry *q, void *arg)
-{
-	struct showing *s = arg;
-	struct buf h = BUF_INIT;
-
-	if (!queue_name_matches(q->name, s->id))
-		return 0;
-	read_headers(q->name, &h);
-	if (opt_json)
-		show_json(q, h.data ? h.data : "", s->nfound == 0);
-	else
-		show_plain(q, h.data ? h.data : "");
-	buf_free(&h);
-	s->nfound++;
-	return 0;
 }
 
 static int
 cmd_show(const char *id)
 {
-	static const char *queues[] = { QUEUE_NAMES };
-	struct showing s = { id, 0 };
-	size_t i;
+	struct queueview v = { now, opt_json };
 
-	if (opt_json)
-		putchar('[');
-	for (i = 0; i < sizeof queues / sizeof queues[0]; i++)
-		if (queue_scan(queues[i], show_one, &s) < 0)
-			die(EXIT_TEMP, errno, "unable to read spool/%s", queues[i]);
-	if (opt_json)
-		printf("]\n");
-	if (s.nfound == 0) {
+	if (queueview_show(&v, id) == 0) {
 		fprintf(stderr, "bh-queue: no message %s\n", id);
 		return EXIT_PERM;
 	}
@@ -687,7 +335,7 @@ message_result(const char *id, int done, int nbusy, const char *already)
 			die(EXIT_TEMP, errno, "unable to read the spool");
 		if (s.n > 0) {
 			printf("%s/%s is already %s\n", s.v[0].queue, s.v[0].name,
-			    sub_state(s.v[0].sub));
+			    queue_sub_state(s.v[0].sub));
 			free(s.v);
 			return EXIT_DONE;
 		}
