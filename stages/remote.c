@@ -28,6 +28,10 @@
  * with deadlines is simple to read, and one peer's trouble (or a crash)
  * cannot reach the others.
  *
+ * Here: the retry policy, settling an envelope after an attempt, the
+ * worker, ATRN and the scheduler. A worker's SMTP session is lib/deliver;
+ * the recipients' outcomes of one attempt are lib/outcome.
+ *
  * SIGTERM: the parent passes it to the workers, which abandon the message
  * in hand (its envelope stays in new/ unchanged: at worst delivered twice,
  * never lost) and exit; then the parent exits.
@@ -51,21 +55,15 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
-#include "addr.h"
-#include "client.h"
 #include "conf.h"
-#include "content.h"
+#include "deliver.h"
 #include "dest.h"
-#include "dns.h"
 #include "log.h"
+#include "outcome.h"
 #include "root.h"
 #include "stage.h"
-#include "track.h"
 
-/* LONG_ADDR: longer addresses would not fit a command line (RFC 5321
- * allows 256); the DSN parameters are short by their RFCs (ENVID 100,
- * ORCPT 500) and are cut to fit. */
-enum { BATCH_MAX = 100, HASH_SIZE = 4096, COOL_SEC = 60, LONG_ADDR = 512 };
+enum { BATCH_MAX = 100, HASH_SIZE = 4096, COOL_SEC = 60 };
 
 /* ---- the retry policy ---- */
 
@@ -103,131 +101,6 @@ start_time(const struct envelope *e, time_t now)
 	if (v == NULL)
 		v = envelope_get(e, "first-failure");
 	return v != NULL ? (time_t)strtoll(v, NULL, 10) : now;
-}
-
-/* ---- recording outcomes ---- */
-
-/* The recipients whose outcome this attempt set: stage_report's pick
- * functions see only a recipient, so the attempt's marks live here. */
-static const struct envelope *mark_env;
-static unsigned char *mark;
-
-static int
-marked(const struct rcpt *r)
-{
-	return mark_env != NULL && mark[r - mark_env->rcpt];
-}
-
-static int
-pick_failed(const struct rcpt *r)
-{
-	const char *s = rcpt_get(r, "state");
-
-	return marked(r) && s != NULL && strcmp(s, "failed") == 0;
-}
-
-static int
-pick_relayed(const struct rcpt *r)
-{
-	const char *s = rcpt_get(r, "state");
-
-	return marked(r) && s != NULL && strcmp(s, "relayed") == 0;
-}
-
-static int
-is_active(const struct rcpt *r)
-{
-	const char *s = rcpt_get(r, "state");
-
-	return s == NULL || strcmp(s, "remote") == 0 || strcmp(s, "deferred") == 0 ||
-	    strcmp(s, "new") == 0;
-}
-
-static int
-pick_deferred(const struct rcpt *r)
-{
-	const char *s = rcpt_get(r, "state");
-
-	return s != NULL && strcmp(s, "deferred") == 0;
-}
-
-/* Sets one recipient's outcome from a reply class (2, 4, 5) or a failure. */
-static void
-rcpt_result(struct envelope *e, struct rcpt *r, int class, const char *status,
-    const char *reason, const char *mta, int has_dsn)
-{
-	const char *notify = rcpt_get(r, "notify");
-	const char *state = class == 2 ? "delivered" : class == 5 ? "failed" :
-	    "deferred";
-	char now[32];
-
-	/* the receiver cannot send the success notice asked for: we do */
-	if (class == 2 && !has_dsn && notify != NULL && strstr(notify, "SUCCESS"))
-		state = "relayed";
-	snprintf(now, sizeof now, "%lld", (long long)time(NULL));
-	rcpt_outcome(r, state, status, reason);
-	rcpt_set(r, "remote-mta", mta != NULL && *mta ? mta : NULL);
-	rcpt_set(r, "last-attempt", now);
-	mark[r - e->rcpt] = 1;
-}
-
-static void
-all_active(struct envelope *e, int class, const char *status,
-    const char *reason, const char *mta)
-{
-	size_t i;
-
-	for (i = 0; i < e->nrcpt; i++)
-		if (is_active(&e->rcpt[i]))
-			rcpt_result(e, &e->rcpt[i], class, status, reason, mta, 0);
-}
-
-/* Expiry: every recipient still waiting fails with code (4.4.7, or 4.3.2
- * when the destination was frozen). */
-static void
-expire_active(struct envelope *e, const char *code, const char *why)
-{
-	char reason[1200];
-	size_t i;
-
-	for (i = 0; i < e->nrcpt; i++) {
-		const char *last = rcpt_get(&e->rcpt[i], "reason");
-		if (!is_active(&e->rcpt[i]))
-			continue;
-		snprintf(reason, sizeof reason, "%s%s%s", why,
-		    last ? "; last error: " : "", last ? last : "");
-		rcpt_outcome(&e->rcpt[i], "failed", code, reason);
-		mark[i] = 1;
-	}
-}
-
-static void
-track_marked(const char *name, const struct envelope *e)
-{
-	static const char *events[][2] = {
-		{ "delivered", "delivered" }, { "relayed", "delivered" },
-		{ "failed", "failed" }, { "deferred", "deferred" },
-	};
-	size_t i, k;
-
-	for (i = 0; i < e->nrcpt; i++) {
-		const char *s = rcpt_get(&e->rcpt[i], "state");
-		for (k = 0; mark[i] && s != NULL && k < 4; k++)
-			if (strcmp(s, events[k][0]) == 0)
-				track(events[k][1], name, e, &e->rcpt[i],
-				    rcpt_get(&e->rcpt[i], "reason"));
-	}
-}
-
-static int
-has_active(const struct envelope *e)
-{
-	size_t i;
-
-	for (i = 0; i < e->nrcpt; i++)
-		if (is_active(&e->rcpt[i]))
-			return 1;
-	return 0;
 }
 
 static void
@@ -290,23 +163,22 @@ envelope_settle(struct stage *st, const char *name, struct envelope *e,
 {
 	time_t now = time(NULL), start = start_time(e, now);
 
-	if (has_active(e) && now >= start + p->expire)
-		expire_active(e, is_frozen ? "4.3.2" : "4.4.7", is_frozen ?
+	if (outcome_has_active(e) && now >= start + p->expire)
+		outcome_expire(e, is_frozen ? "4.3.2" : "4.4.7", is_frozen ?
 		    "the destination was frozen until the message expired" :
 		    "the message expired before it could be delivered");
-	mark_env = e;
-	track_marked(name, e);
-	if (stage_report(name, e, "failure", pick_failed) < 0 ||
-	    stage_report(name, e, "relayed", pick_relayed) < 0)
+	outcome_track(name, e);
+	if (stage_report(name, e, "failure", outcome_pick_failed) < 0 ||
+	    stage_report(name, e, "relayed", outcome_pick_relayed) < 0)
 		goto trouble;
-	if (!has_active(e)) {
+	if (!outcome_has_active(e)) {
 		stage_done(st, name, 0);
 		return 0;
 	}
 	*when = next_attempt(e, p, now, !is_frozen);
 	if (envelope_get(e, "delay-notified") == NULL &&
 	    now - start >= p->delay_notify) {
-		if (stage_report(name, e, "delay", pick_deferred) < 0)
+		if (stage_report(name, e, "delay", outcome_pick_deferred) < 0)
 			goto trouble;
 		envelope_set(e, "delay-notified", "yes");
 	}
@@ -320,439 +192,6 @@ trouble:
 	return -1;
 }
 
-/* ---- one connection: what to say, and opening it ---- */
-
-struct link {
-	char key[4096];		/* hops, connector, source: what the session fits */
-	char helo[256], user[256], pass[256], etrn[256], ca[512];
-	int use_helo, tls_required, has_auth, rate_per_min, port, timeout_cap;
-	struct sockaddr_storage bind;
-	socklen_t bind_len;
-	struct dns_hosts hosts;
-	int resolved;		/* 1 hosts, 0 none (hosts.code), -1 not yet */
-	struct client c;
-	int is_open, failed;	/* failed: no host took a session: stop trying */
-	char status[16], reason[CLIENT_REPLY_MAX], mta[300];
-	time_t last_send;
-};
-
-/* The source= server: bind its listen address, greet with its name. */
-static void
-link_source(struct link *l, const char *server)
-{
-	struct conf servers;
-	struct attrs a = ATTRS_INIT;
-	struct sockaddr_in *sin = (struct sockaddr_in *)&l->bind;
-	char key[300], ip[64];
-	const char *listen, *host;
-
-	snprintf(key, sizeof key, "server:%s", server);
-	if (conf_open(&servers, "servers") < 0 || conf_record(&servers, key, &a) != 1)
-		goto out;
-	if ((host = attrs_get(&a, "hostname")) != NULL && *host)
-		snprintf(l->helo, sizeof l->helo, "%s", host);
-	if ((listen = attrs_get(&a, "listen")) != NULL &&
-	    sscanf(listen, "%63[0-9.]", ip) == 1 &&
-	    inet_pton(AF_INET, ip, &sin->sin_addr) == 1 &&
-	    strcmp(ip, "0.0.0.0") != 0) {
-		sin->sin_family = AF_INET;
-		l->bind_len = sizeof *sin;
-	}
-out:
-	attrs_free(&a);
-	conf_close(&servers);
-}
-
-static void
-link_connector(struct link *l, const char *name)
-{
-	struct conf cs;
-	struct attrs a = ATTRS_INIT;
-	char key[300];
-	const char *v;
-
-	snprintf(key, sizeof key, "connector:%s", name);
-	if (conf_open(&cs, "connectors") < 0 || conf_record(&cs, key, &a) != 1)
-		goto out;
-	l->use_helo = (v = attrs_get(&a, "helo")) != NULL && conf_parse_bool(v) == 1;
-	l->tls_required = (v = attrs_get(&a, "tls")) != NULL &&
-	    strcmp(v, "required") == 0;
-	if ((v = attrs_get(&a, "auth")) != NULL && strchr(v, ':') != NULL) {
-		snprintf(l->user, sizeof l->user, "%.*s", (int)(strchr(v, ':') - v), v);
-		snprintf(l->pass, sizeof l->pass, "%s", strchr(v, ':') + 1);
-		l->has_auth = 1;
-	}
-	if ((v = attrs_get(&a, "rate")) != NULL)
-		l->rate_per_min = atoi(v);
-	if ((v = attrs_get(&a, "etrn-request")) != NULL)
-		snprintf(l->etrn, sizeof l->etrn, "%s", v);
-	if ((v = attrs_get(&a, "tls-ca")) != NULL)
-		snprintf(l->ca, sizeof l->ca, "%s", v);
-out:
-	attrs_free(&a);
-	conf_close(&cs);
-}
-
-/* What connections are counted and shared by: the recipient domain for
- * mail going by its own MX (one "mx:DOMAIN" hop), else the destination
- * (a connector: its smart host list comes shuffled per envelope, so the
- * hops text would split one destination into many). */
-static void
-route_key(const struct envelope *e, char *out, size_t cap)
-{
-	const char *hops = envelope_get(e, "hops"), *dest = envelope_get(e, "dest");
-
-	if (hops != NULL && strncmp(hops, "mx:", 3) == 0 && strchr(hops, ' ') == NULL)
-		snprintf(out, cap, "%s", hops);
-	else if (dest != NULL && *dest != '\0')
-		snprintf(out, cap, "%s", dest);
-	else
-		snprintf(out, cap, "%s", e->nrcpt > 0 ? addr_domain(e->rcpt[0].addr) :
-		    "unknown");
-}
-
-/* Sets up l for envelope e unless it already fits. 1 changed, 0 same. */
-static int
-link_prepare(struct link *l, const struct envelope *e)
-{
-	const char *conn = envelope_get(e, "connector");
-	const char *source = envelope_get(e, "source");
-	char key[sizeof l->key], route[DEST_NAME_MAX + 8];
-
-	route_key(e, route, sizeof route);
-	snprintf(key, sizeof key, "%s|%s|%s", route, conn ? conn : "",
-	    source ? source : "");
-	if (strcmp(key, l->key) == 0)
-		return 0;
-	if (l->is_open)
-		client_close(&l->c, 1);
-	memset(l, 0, offsetof(struct link, c));
-	memcpy(l->key, key, sizeof key);
-	snprintf(l->helo, sizeof l->helo, "%s", conf_hostname());
-	l->port = conf_setting_size("remote-port", 25);
-	l->timeout_cap = conf_setting_time("timeout", 0);
-	l->resolved = -1;
-	l->is_open = l->failed = 0;
-	if (conn != NULL)
-		link_connector(l, conn);
-	if (source != NULL)
-		link_source(l, source);
-	return 1;
-}
-
-static void
-link_error(struct link *l, const struct client *c)
-{
-	snprintf(l->status, sizeof l->status, "%s", c->status);
-	snprintf(l->reason, sizeof l->reason, "%s", c->reply);
-	if (c->code > 0)
-		snprintf(l->mta, sizeof l->mta, "%s", c->host);
-}
-
-/* After the greeting: EHLO, STARTTLS, AUTH. 0 ready, -1 not (reason set). */
-static int
-session_hello(struct link *l, int try_tls)
-{
-	struct client *c = &l->c;
-	int code;
-
-	if ((code = client_hello(c, l->helo, l->use_helo)) / 100 != 2)
-		return -1;
-	if (c->has_starttls && try_tls) {
-		if ((code = client_starttls(c, l->ca)) < 0)
-			/* a failed handshake may be retried in clear, never a
-			 * certificate that did not verify */
-			return l->ca[0] != '\0' ? -1 : -2;
-		if (code == 220 && client_hello(c, l->helo, 0) / 100 != 2)
-			return -1;
-	}
-	if (l->tls_required && !c->is_tls) {
-		snprintf(c->status, sizeof c->status, "4.7.10");
-		snprintf(c->reply, sizeof c->reply, "4.7.10 TLS is required for "
-		    "this connector but %s does not offer it", c->peer);
-		c->code = 0;
-		return -1;
-	}
-	if (l->has_auth && (c->has_auth_plain || c->has_auth_login) &&
-	    client_auth(c, l->user, l->pass) != 235)
-		return -1;
-	return 0;
-}
-
-/* Connects to the next address that takes a session. 0 open, -1 none. */
-static int
-session_open(struct link *l)
-{
-	struct client *c = &l->c;
-	size_t i;
-	int rc, try_tls;
-
-	for (i = 0; i < l->hosts.n && !spool_stop_requested; i++) {
-		for (try_tls = 1; try_tls >= 0; try_tls--) {
-			rc = client_open(c, (struct sockaddr *)&l->hosts.v[i].sa,
-			    l->hosts.v[i].len, l->bind_len ? (struct sockaddr *)&l->bind
-			    : NULL, l->bind_len, l->hosts.v[i].host, l->hosts.v[i].text,
-			    l->timeout_cap);
-			if (rc == 220 && (rc = session_hello(l, try_tls)) == 0) {
-				l->is_open = 1;
-				snprintf(l->mta, sizeof l->mta, "%s", c->host);
-				return 0;
-			}
-			link_error(l, c);
-			client_close(c, rc != -2 && c->fd >= 0 && c->code > 0);
-			if (rc != -2 || l->tls_required)
-				break;
-		}
-		log_event("connect", "peer=%s host=%s status=%s reason=%s",
-		    l->hosts.v[i].text, log_quote(l->hosts.v[i].host), l->status,
-		    log_quote(l->reason));
-	}
-	l->failed = 1;
-	return -1;
-}
-
-/* ---- one message over an open session ---- */
-
-static const char *
-mail_params(const struct client *c, const struct envelope *e, long long size,
-    char *out, size_t cap)
-{
-	const char *body = envelope_get(e, "body"), *ret = envelope_get(e, "ret");
-	const char *envid = envelope_get(e, "envid");
-	const char *utf8 = envelope_get(e, "smtputf8");
-	int n = 0;
-
-	out[0] = '\0';
-	if (c->has_size)
-		n += snprintf(out + n, cap - n, " SIZE=%lld", size);
-	if (c->has_smtputf8 && utf8 != NULL && strcmp(utf8, "yes") == 0)
-		n += snprintf(out + n, cap - n, " SMTPUTF8");
-	if (body != NULL && strcmp(body, "7BIT") != 0 && c->is_esmtp)
-		n += snprintf(out + n, cap - n, " BODY=%s", body);
-	if (c->has_dsn && ret != NULL && (size_t)n < cap)
-		n += snprintf(out + n, cap - n, " RET=%s", ret);
-	if (c->has_dsn && envid != NULL && (size_t)n < cap)
-		snprintf(out + n, cap - n, " ENVID=%.100s", envid);
-	return out;
-}
-
-/* What the server cannot take at all: 5.3.4 too big, 5.6.3 8-bit or binary
- * content it does not announce, 5.6.7 internationalized mail (SMTPUTF8)
- * to a server without SMTPUTF8 (RFC 6531 §3.2: we fail rather than
- * convert: the message stays as its author sent it). NULL when it can be
- * sent. */
-static const char *
-refusal(const struct client *c, const struct envelope *e, long long size,
-    char *reason, size_t cap)
-{
-	const char *body = envelope_get(e, "body");
-	const char *utf8 = envelope_get(e, "smtputf8");
-
-	if (c->max_size > 0 && size > c->max_size) {
-		snprintf(reason, cap, "552 5.3.4 message size %lld exceeds the limit "
-		    "%lld of %s", size, c->max_size, c->peer);
-		return "5.3.4";
-	}
-	if (body != NULL && strcmp(body, "8BITMIME") == 0 && !c->has_8bitmime) {
-		snprintf(reason, cap, "554 5.6.3 %s does not accept 8-bit "
-		    "content (no 8BITMIME)", c->peer);
-		return "5.6.3";
-	}
-	if (body != NULL && strcmp(body, "BINARYMIME") == 0 &&
-	    !(c->has_binarymime && c->has_chunking)) {
-		snprintf(reason, cap, "554 5.6.3 %s does not accept binary "
-		    "content (no BINARYMIME/CHUNKING)", c->peer);
-		return "5.6.3";
-	}
-	if (utf8 != NULL && strcmp(utf8, "yes") == 0 && !c->has_smtputf8) {
-		snprintf(reason, cap, "553 5.6.7 %s does not accept "
-		    "internationalized mail (no SMTPUTF8)", c->peer);
-		return "5.6.7";
-	}
-	return NULL;
-}
-
-static int
-queue_rcpt(struct client *c, const struct rcpt *r)
-{
-	const char *notify = rcpt_get(r, "notify"), *orcpt = rcpt_get(r, "orcpt");
-	char params[1200] = "";
-	int n = 0;
-
-	if (c->has_dsn && notify != NULL)
-		n = snprintf(params, sizeof params, " NOTIFY=%s", notify);
-	if (c->has_dsn && orcpt != NULL && n < (int)sizeof params)
-		snprintf(params + n, sizeof params - n, " ORCPT=%.500s", orcpt);
-	return client_queue(c, "RCPT TO:<%s>%s", r->addr, params);
-}
-
-/* One RCPT reply: accepted ones are listed in ok[]. */
-static void
-rcpt_reply(struct link *l, struct envelope *e, size_t i, int code,
-    size_t *ok, size_t *nok)
-{
-	if (code / 100 == 2)
-		ok[(*nok)++] = i;
-	else
-		rcpt_result(e, &e->rcpt[i], code / 100 == 5 ? 5 : 4, l->c.status,
-		    l->c.reply, l->mta, 0);
-}
-
-/* Ends a transaction that will send no message. 0, or -1 (lost). */
-static int
-rset(struct client *c)
-{
-	return client_queue(c, "RSET") == 0 && client_reply(c, CLIENT_T_MAIL) > 0
-	    ? 0 : -1;
-}
-
-/* MAIL and the RCPTs, pipelined (with DATA when not BDAT) when the server
- * allows. The number of accepted recipients (in ok[]), -2 when MAIL was
- * refused (every recipient has its outcome), -1 when the session is lost. */
-static int
-envelope_commands(struct link *l, struct envelope *e, long long size,
-    size_t *idx, size_t n, size_t *ok, int with_data)
-{
-	struct client *c = &l->c;
-	char params[1200];
-	size_t i, nok = 0;
-	int code;
-
-	client_queue(c, "MAIL FROM:<%s>%s", e->sender,
-	    mail_params(c, e, size, params, sizeof params));
-	if (c->has_pipelining) {
-		for (i = 0; i < n; i++)
-			queue_rcpt(c, &e->rcpt[idx[i]]);
-		if (with_data)
-			client_queue(c, "DATA");
-	}
-	if ((code = client_reply(c, CLIENT_T_MAIL)) < 0)
-		return -1;
-	if (code / 100 != 2) {
-		for (i = 0; i < n; i++)
-			rcpt_result(e, &e->rcpt[idx[i]], code / 100 == 5 ? 5 : 4,
-			    c->status, c->reply, l->mta, 0);
-		/* drain the pipelined RCPT and DATA replies */
-		for (i = 0; c->has_pipelining && i < n + (with_data != 0); i++)
-			if (client_reply(c, CLIENT_T_RCPT) < 0)
-				return -1;
-		return -2;
-	}
-	for (i = 0; i < n; i++) {
-		if (!c->has_pipelining && queue_rcpt(c, &e->rcpt[idx[i]]) < 0)
-			return -1;
-		if ((code = client_reply(c, CLIENT_T_RCPT)) < 0)
-			return -1;
-		rcpt_reply(l, e, idx[i], code, ok, &nok);
-	}
-	return nok;
-}
-
-/* The transaction: MAIL, RCPTs, then DATA or BDAT. 0 the session may go
- * on, -1 it is lost (recipients without a reply keep their state). */
-static int
-transaction(struct link *l, struct envelope *e, int fd, long long size,
-    size_t *idx, size_t n, size_t *ok)
-{
-	struct client *c = &l->c;
-	const char *body = envelope_get(e, "body");
-	int use_bdat = body != NULL && strcmp(body, "BINARYMIME") == 0;
-	int with_data = !use_bdat && c->has_pipelining, code, nok;
-	size_t i;
-
-	if ((nok = envelope_commands(l, e, size, idx, n, ok, with_data)) < 0)
-		return nok == -2 ? rset(c) : -1;
-	if (!use_bdat) {
-		if (!with_data && nok == 0)
-			return rset(c);
-		if (!with_data && client_queue(c, "DATA") < 0)
-			return -1;
-		if ((code = client_reply(c, CLIENT_T_DATA)) < 0)
-			return -1;
-		if (nok == 0) {
-			if (code == 354) {	/* nothing accepted: end it empty */
-				client_queue(c, ".");
-				return client_reply(c, CLIENT_T_DOT) < 0 ? -1 : 0;
-			}
-			return rset(c);
-		}
-		if (code == 354)
-			code = client_data(c, fd);
-	} else if (nok == 0)
-		return rset(c);
-	else
-		code = client_bdat(c, fd);
-	if (code < 0)
-		return -1;
-	for (i = 0; i < (size_t)nok; i++)
-		rcpt_result(e, &e->rcpt[ok[i]], code / 100 == 2 ? 2 :
-		    code / 100 == 5 ? 5 : 4, c->status, c->reply, l->mta,
-		    c->has_dsn);
-	return 0;
-}
-
-static int
-too_many(const struct rcpt *r)
-{
-	const char *reason = rcpt_get(r, "reason");
-
-	return pick_deferred(r) && reason != NULL && strncmp(reason, "452", 3) == 0;
-}
-
-/* Delivers e's active recipients over the open session. 0 or -1 (lost). */
-static int
-deliver(struct link *l, struct envelope *e, const char *name)
-{
-	char reason[CLIENT_REPLY_MAX];
-	const char *status;
-	size_t *idx, *ok, i, n = 0, last_n = 0, round;
-	struct stat sb;
-	int fd, rc = 0;
-
-	if ((fd = content_open(name)) < 0 || fstat(fd, &sb) < 0) {
-		log_event("error", "id=%s msg=\"no content\" error=%s", name,
-		    log_quote(strerror(errno)));
-		all_active(e, 4, "4.3.0", "451 4.3.0 message content unreadable", "");
-		if (fd >= 0)
-			close(fd);
-		return 0;
-	}
-	if (strlen(e->sender) > LONG_ADDR) {
-		all_active(e, 5, "5.1.7", "553 5.1.7 sender address too long", "");
-		close(fd);
-		return 0;
-	}
-	for (i = 0; i < e->nrcpt; i++)
-		if (is_active(&e->rcpt[i]) && strlen(e->rcpt[i].addr) > LONG_ADDR)
-			rcpt_result(e, &e->rcpt[i], 5, "5.1.3",
-			    "553 5.1.3 recipient address too long", "", 0);
-	if ((status = refusal(&l->c, e, sb.st_size, reason, sizeof reason)) != NULL) {
-		all_active(e, 5, status, reason, l->mta);
-		close(fd);
-		return 0;
-	}
-	idx = calloc(e->nrcpt + 1, sizeof *idx);
-	ok = calloc(e->nrcpt + 1, sizeof *ok);
-	if (idx == NULL || ok == NULL)
-		all_active(e, 4, "4.3.0", "451 4.3.0 out of memory", "");
-	/* a server's recipient limit (452) only ends this transaction: the
-	 * rest go in the next one at once, as long as each one makes progress */
-	for (round = 0; idx != NULL && ok != NULL && rc == 0; round++) {
-		for (i = 0, n = 0; i < e->nrcpt; i++)
-			if (is_active(&e->rcpt[i]) && (round == 0 ||
-			    (mark[i] && too_many(&e->rcpt[i]))))
-				idx[n++] = i;
-		if (n == 0 || n == last_n || lseek(fd, 0, SEEK_SET) < 0)
-			break;
-		last_n = n;
-		rc = transaction(l, e, fd, sb.st_size, idx, n, ok);
-	}
-	free(idx);
-	free(ok);
-	close(fd);
-	return rc;
-}
-
 /* ---- a worker: one destination's batch over one session ---- */
 
 static int
@@ -764,7 +203,7 @@ dest_frozen(const char *dest)
 }
 
 /* What a worker learnt about its destination. */
-struct outcome {
+struct worker_outcome {
 	char dest[DEST_NAME_MAX];	/* the link-state name (field dest) */
 	time_t earliest;	/* the soonest deferred attempt */
 	int had_session;	/* some host took a session: Ready */
@@ -775,7 +214,8 @@ struct outcome {
 /* Ready when a session was made, Retry with the error when none could be;
  * a Frozen (or other operator) state is never overwritten. */
 static void
-dest_update(const char *dest, const struct link *l, const struct outcome *o)
+dest_update(const char *dest, const struct deliver_link *l,
+    const struct worker_outcome *o)
 {
 	struct dest_state ds;
 	int rc = dest_read(dest, &ds);
@@ -798,93 +238,9 @@ dest_update(const char *dest, const struct link *l, const struct outcome *o)
 		    log_quote(dest));
 }
 
-/* Waits until the connector's rate allows the next message. */
 static void
-rate_wait(struct link *l)
-{
-	struct timespec ts;
-	time_t gap, now;
-	sigset_t none;
-
-	if (l->rate_per_min <= 0 || l->last_send == 0)
-		return;
-	gap = (60 + l->rate_per_min - 1) / l->rate_per_min;
-	sigemptyset(&none);
-	while (!spool_stop_requested && (now = time(NULL)) < l->last_send + gap) {
-		ts.tv_sec = l->last_send + gap - now;
-		ts.tv_nsec = 0;
-		ppoll(NULL, 0, &ts, &none);
-	}
-}
-
-/* A session-level refusal (554 greeting, 535 AUTH) defers the mail: its
- * code is shown as the temporary one, 5.7.8 as 4.7.8. */
-static const char *
-temp_status(char *status)
-{
-	if (status[0] == '5')
-		status[0] = '4';
-	return status;
-}
-
-/* Resolves and connects as needed, then delivers. The envelope's active
- * recipients all get an outcome, unless we are stopping. */
-static void
-attempt(struct link *l, struct envelope *e, const char *name)
-{
-	const char *hops = envelope_get(e, "hops");
-
-	if (l->resolved < 0) {
-		l->resolved = hops == NULL ? 0 : dns_resolve_hops(hops, l->port,
-		    l->timeout_cap > 0 && l->timeout_cap < 60 ? l->timeout_cap : 60,
-		    &l->hosts);
-		if (l->resolved <= 0 && hops != NULL && l->hosts.code[0] == '\0')
-			snprintf(l->hosts.code, sizeof l->hosts.code, "4.4.3");
-		if (hops == NULL || l->resolved < 0)
-			snprintf(l->hosts.error, sizeof l->hosts.error,
-			    "bad or missing next hop %s", hops ? hops : "");
-		if (hops == NULL)
-			snprintf(l->hosts.code, sizeof l->hosts.code, "5.4.4");
-	}
-	if (l->resolved <= 0) {
-		char reason[400];
-		snprintf(reason, sizeof reason, "%s", l->hosts.error);
-		all_active(e, l->hosts.code[0] - '0', l->hosts.code, reason, "");
-		snprintf(l->status, sizeof l->status, "%s", l->hosts.code);
-		snprintf(l->reason, sizeof l->reason, "%s", reason);
-		return;
-	}
-	if (!l->is_open && (l->failed || session_open(l) < 0)) {
-		all_active(e, 4, temp_status(l->status), l->reason, l->mta);
-		return;
-	}
-	rate_wait(l);
-	if (spool_stop_requested)
-		return;
-	if (deliver(l, e, name) < 0) {
-		link_error(l, &l->c);
-		client_close(&l->c, 0);
-		l->is_open = 0;
-		if (!spool_stop_requested)
-			all_active(e, 4, temp_status(l->status), l->reason, l->mta);
-	}
-	l->last_send = time(NULL);
-}
-
-static int
-any_marked(const struct envelope *e)
-{
-	size_t i;
-
-	for (i = 0; i < e->nrcpt; i++)
-		if (mark[i])
-			return 1;
-	return 0;
-}
-
-static void
-worker_one(struct stage *st, struct link *l, const char *name,
-    const struct policy *p, struct outcome *o)
+worker_one(struct stage *st, struct deliver_link *l, const char *name,
+    const struct policy *p, struct worker_outcome *o)
 {
 	struct envelope e = ENVELOPE_INIT;
 	const char *dest;
@@ -899,21 +255,21 @@ worker_one(struct stage *st, struct link *l, const char *name,
 		}
 		return;
 	}
-	if ((mark = calloc(e.nrcpt + 1, 1)) == NULL)
+	if (outcome_start(&e) < 0)
 		goto out;
 	dest = envelope_get(&e, "dest");
 	frozen = dest != NULL && dest_frozen(dest);
 	if (dest != NULL)
 		snprintf(o->dest, sizeof o->dest, "%s", dest);
 	if (!turn_mode)
-		link_prepare(l, &e);
+		deliver_prepare(l, &e);
 	if (!frozen)
-		attempt(l, &e, name);
+		deliver_attempt(l, &e, name);
 	o->had_session |= l->is_open;
 	if (!frozen && !l->is_open && l->status[0] == '4')
 		o->had_trouble = 1;
 	/* stopping: an interrupted attempt leaves the envelope as it was */
-	if (spool_stop_requested && !any_marked(&e))
+	if (spool_stop_requested && !outcome_any_marked(&e))
 		goto out;
 	rc = envelope_settle(st, name, &e, p, frozen, &when);
 	if (rc < 0)
@@ -921,9 +277,7 @@ worker_one(struct stage *st, struct link *l, const char *name,
 	if (rc == 1 && (o->earliest == 0 || when < o->earliest))
 		o->earliest = when;
 out:
-	free(mark);
-	mark = NULL;
-	mark_env = NULL;
+	outcome_end();
 	envelope_free(&e);
 }
 
@@ -932,8 +286,8 @@ out:
 static _Noreturn void
 worker(struct stage *st, char **names, size_t n)
 {
-	struct link *l = calloc(1, sizeof *l);
-	struct outcome o;
+	struct deliver_link *l = calloc(1, sizeof *l);
+	struct worker_outcome o;
 	struct policy p;
 	size_t i;
 
@@ -1009,8 +363,8 @@ turn_names(int holdfd, const char *dests, char ***out)
 static int
 turn(struct stage *st, const char *dests, const char *peer)
 {
-	struct link *l = calloc(1, sizeof *l);
-	struct outcome o;
+	struct deliver_link *l = calloc(1, sizeof *l);
+	struct worker_outcome o;
 	struct policy p;
 	char **names;
 	size_t i, n;
@@ -1030,7 +384,7 @@ turn(struct stage *st, const char *dests, const char *peer)
 	snprintf(l->helo, sizeof l->helo, "%s", conf_hostname());
 	l->timeout_cap = conf_setting_time("timeout", 0);
 	if (client_attach(&l->c, 0, peer, peer, l->timeout_cap) != 220 ||
-	    session_hello(l, 0) != 0)
+	    deliver_hello(l, 0) != 0)
 		die(EXIT_TEMP, 0, "no SMTP session after ATRN: %s", l->c.reply);
 	l->is_open = l->resolved = 1;
 	snprintf(l->mta, sizeof l->mta, "%s", peer);
@@ -1238,7 +592,7 @@ consider(struct sched *s, const char *name, time_t now)
 		envelope_free(&e);
 		return;
 	}
-	route_key(&e, key, sizeof key);
+	deliver_route_key(&e, key, sizeof key);
 	it->d = dest_get(s, key, envelope_get(&e, "connector"));
 	it->d->nitems++;
 	item_pend(it);
