@@ -2,31 +2,15 @@
 #define BH_DSN_H
 /*
  * dsn: delivery status notifications (RFC 3464 inside an RFC 6522
- * multipart/report), the xtext encoding of ENVID and ORCPT (RFC 3461), and
- * the table of enhanced status codes (RFC 3463) with a plain explanation and
- * a suggested fix for each, after the NDR table of the Exchange 2000 SMTP
- * book. bh-ndr decides who gets a report; this module only writes it.
+ * multipart/report) and the xtext encoding of ENVID and ORCPT (RFC 3461);
+ * the table of enhanced status codes they quote is dsncode.h. bh-ndr
+ * decides who gets a report; this module only writes it.
  */
 #include <stddef.h>
 #include <time.h>
 
 #include "buf.h"
-
-/* A code of the table: what it means and what the sender can do. */
-struct dsn_code {
-	const char *code;	/* "5.1.1"; "5.1.x"-style class rows end the table */
-	const char *meaning;
-	const char *fix;
-};
-
-/* The entry for an enhanced status code: the exact code when the table has
- * it, else the row for its class and subject (5.1.*), else for its class
- * (2, 4, 5). Never NULL. */
-const struct dsn_code *dsn_code_find(const char *status);
-
-/* 1 when s is an enhanced status code "C.S.D" (C 2, 4 or 5; S up to 3
- * digits; D up to 3 digits), else 0. */
-int dsn_status_valid(const char *s);
+#include "dsncode.h"
 
 /* Appends s to b as xtext: '+', '=' and bytes outside '!'..'~' as "+HH". */
 int dsn_xtext_encode(struct buf *b, const char *s);

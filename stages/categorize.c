@@ -37,6 +37,7 @@
 #include "conf.h"
 #include "content.h"
 #include "directory.h"
+#include "expansion.h"
 #include "log.h"
 #include "stage.h"
 #include "track.h"
