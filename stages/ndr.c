@@ -36,6 +36,7 @@
 #include "conf.h"
 #include "content.h"
 #include "dsn.h"
+#include "dsnrcpt.h"
 #include "id.h"
 #include "log.h"
 #include "spool.h"
@@ -76,22 +77,6 @@ struct picks {
 	size_t n, cap;
 };
 
-/* failure, delay, or success for every positive notice. */
-static const char *
-kind_class(const char *kind)
-{
-	if (kind == NULL)
-		return NULL;
-	if (strcmp(kind, "failure") == 0)
-		return "failure";
-	if (strcmp(kind, "delay") == 0)
-		return "delay";
-	if (strcmp(kind, "success") == 0 || strcmp(kind, "relayed") == 0 ||
-	    strcmp(kind, "expanded") == 0)
-		return "success";
-	return NULL;
-}
-
 /* Records of one message share the name up to the first '.'. */
 static int
 same_message(const char *a, const char *b)
@@ -99,87 +84,6 @@ same_message(const char *a, const char *b)
 	size_t la = strcspn(a, "."), lb = strcspn(b, ".");
 
 	return la == lb && strncmp(a, b, la) == 0;
-}
-
-/* word is in the comma-separated list (case does not matter). */
-static int
-list_has(const char *list, const char *word)
-{
-	size_t n = strlen(word), len;
-
-	while (*list != '\0') {
-		len = strcspn(list, ",");
-		while (len > 0 && list[len - 1] == ' ')
-			len--;
-		if (len == n && strncasecmp(list, word, n) == 0)
-			return 1;
-		list += strcspn(list, ",");
-		list += strspn(list, ", ");
-	}
-	return 0;
-}
-
-/* DSN NOTIFY (RFC 3461 4.1): NEVER is never; without it, failures and
- * delays are reported (bh-remote writes delays only after delay-notify),
- * positive notices are not. */
-static int
-notify_wants(const struct rcpt *r, const char *class)
-{
-	const char *notify = rcpt_get(r, "notify");
-
-	if (notify == NULL || *notify == '\0')
-		return strcmp(class, "success") != 0;
-	if (list_has(notify, "NEVER"))
-		return 0;
-	if (strcmp(class, "failure") == 0)
-		return list_has(notify, "FAILURE");
-	if (strcmp(class, "delay") == 0)
-		return list_has(notify, "DELAY");
-	return list_has(notify, "SUCCESS");
-}
-
-/* The RFC 3464 Action: from the recipient's state, else from the kind. */
-static const char *
-rcpt_action(const struct rcpt *r, const char *kind)
-{
-	static const char *map[][2] = {
-		{ "failed", "failed" }, { "deferred", "delayed" },
-		{ "delivered", "delivered" }, { "relayed", "relayed" },
-		{ "expanded", "expanded" }, { "failure", "failed" },
-		{ "delay", "delayed" }, { "success", "delivered" },
-	};
-	const char *keys[] = { rcpt_get(r, "state"), kind };
-	size_t i, k;
-
-	for (k = 0; k < 2; k++)
-		for (i = 0; keys[k] && i < sizeof map / sizeof map[0]; i++)
-			if (strcmp(keys[k], map[i][0]) == 0)
-				return map[i][1];
-	return "failed";
-}
-
-static const char *
-rcpt_status(const struct rcpt *r, const char *action)
-{
-	const char *code = rcpt_get(r, "code");
-
-	if (code != NULL && dsn_status_valid(code))
-		return code;
-	if (strcmp(action, "failed") == 0)
-		return "5.0.0";
-	return strcmp(action, "delayed") == 0 ? "4.0.0" : "2.0.0";
-}
-
-static time_t
-field_time(const char *s, time_t def)
-{
-	char *end;
-	long long t;
-
-	if (s == NULL || !isdigit((unsigned char)*s))
-		return def;
-	t = strtoll(s, &end, 10);
-	return *end == '\0' && t > 0 ? (time_t)t : def;
 }
 
 static void
@@ -206,7 +110,7 @@ group_add(struct ndr *nd, struct group *g, const char *name)
 		return errno == ENOENT ? 0 : -1;
 	}
 	/* kind_class returns literals: equal classes are equal pointers */
-	if (g->n > 0 && (kind_class(envelope_get(e, "kind")) != g->class ||
+	if (g->n > 0 && (dsnrcpt_class(envelope_get(e, "kind")) != g->class ||
 	    strcmp(e->sender, g->rec[0].sender) != 0)) {
 		envelope_free(e);
 		return 0;
@@ -275,19 +179,12 @@ pick_rcpts(const struct group *g, struct picks *p, int all)
 		kind = envelope_get(&g->rec[i], "kind");
 		for (k = 0; k < g->rec[i].nrcpt; k++) {
 			r = &g->rec[i].rcpt[k];
-			if (!all && !notify_wants(r, g->class))
+			if (!all && !dsnrcpt_wanted(r, g->class))
 				continue;
 			memset(&one, 0, sizeof one);
 			one.rec = i;
 			one.r = r;
-			one.d.addr = r->addr;
-			one.d.orcpt = rcpt_get(r, "orcpt");
-			one.d.action = rcpt_action(r, kind);
-			one.d.status = rcpt_status(r, one.d.action);
-			one.d.remote_mta = rcpt_get(r, "remote-mta");
-			one.d.reason = rcpt_get(r, "reason");
-			one.d.last_attempt = field_time(rcpt_get(r, "last-attempt"),
-			    g->written[i]);
+			dsnrcpt_fill(&one.d, r, kind, g->written[i]);
 			if (picks_add(p, &one) < 0)
 				return -1;
 		}
@@ -438,7 +335,7 @@ report_about(struct dsn_report *r, const struct group *g,
 	r->orig_msgid = envelope_get(head, "msgid");
 	r->orig_subject = envelope_get(head, "subject");
 	r->envid = envelope_get(head, "envid");
-	r->arrived = field_time(envelope_get(head, "arrived"), r->now);
+	r->arrived = dsnrcpt_time(envelope_get(head, "arrived"), r->now);
 	if (strcmp(g->class, "delay") == 0)
 		r->retry_until = r->arrived +
 		    conf_setting_time("expire", EXPIRE_DEFAULT);
@@ -657,7 +554,7 @@ ndr_one(struct ndr *nd, const char *name)
 			die(EXIT_TEMP, errno, "unable to read %s", name);
 		return;
 	}
-	g.class = kind_class(envelope_get(&g.rec[0], "kind"));
+	g.class = dsnrcpt_class(envelope_get(&g.rec[0], "kind"));
 	if (g.class == NULL) {
 		if (to_badmail(nd, name, &g.rec[0], "record of unknown kind") < 0)
 			die(EXIT_TEMP, errno, "unable to move %s to badmail", name);
