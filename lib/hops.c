@@ -20,7 +20,8 @@ hops_smarthost(const char *list, struct buf *b)
 	char item[SMARTHOST_MAX][ITEM_MAX / 2], tmp[ITEM_MAX / 2];
 	size_t n = 0, i, j;
 
-	while (n < SMARTHOST_MAX && attr_list_next(&list, item[n], sizeof item[n]))
+	while (n < SMARTHOST_MAX &&
+	    attr_list_next(&list, item[n], sizeof item[n]))
 		n++;
 	if (n == 0) {
 		errno = EINVAL;
