@@ -38,7 +38,9 @@ else:
              (1, 102400, 150), (10, 102400, 500), (50, 102400, 600)]
     LOCAL = (10, 1024, 1000)
 # For experiments: BENCH_RELAY="S:SIZE:N,...", BENCH_LOCAL="S:SIZE:N" or "",
-# BENCH_MTAS="postfix,bridgehead" (the table needs both).
+# BENCH_MTAS="postfix,bridgehead" (the table needs both), BENCH_REUSE=1
+# (smtp-source -d: many messages per connection), BENCH_CPU=1 (log the CPU
+# seconds of every process of each MTA at the end).
 def workloads(text):
     return [tuple(int(x) for x in w.split(":")) for w in text.split(",") if w]
 
@@ -269,6 +271,8 @@ def source(mta, sessions, size, count, rcpt, sample=None):
     """Runs smtp-source; (seconds, errors). sample(): called every 50 ms."""
     cmd = [SOURCE, "-s", str(sessions), "-m", str(count), "-l", str(size),
            "-f", "bench@bench.test", "-t", rcpt, "127.0.0.1:%d" % mta.port]
+    if os.environ.get("BENCH_REUSE") == "1":    # experiment: -d, no reconnect
+        cmd.insert(1, "-d")
     t0 = time.time()
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     if sample:
@@ -386,8 +390,29 @@ def main():
             errors[m.name] += err
             log("bench: rep %d %-10s local delivery %7.1f/s" %
                 (rep + 1, m.name, rate))
+    if os.environ.get("BENCH_CPU") == "1":  # experiment: CPU per process
+        for m in mtas:
+            cpu_report(m)
     if len(mtas) == 2 and LOCAL:
         report(mtas, raw, idle, peak, errors, append, create)
+
+
+def cpu_report(mta):
+    """Logs the CPU seconds of each process of mta's tree (own, children)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in ptree(mta.root_pid):
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                st = f.read()
+        except OSError:
+            continue
+        comm = st[st.index("(") + 1:st.rindex(")")]
+        v = st.rsplit(")", 1)[1].split()
+        own = (int(v[11]) + int(v[12])) / tick
+        kids = (int(v[13]) + int(v[14])) / tick
+        if own + kids >= 0.05:
+            log("bench: cpu %s %-14s own %6.2f s children %6.2f s" %
+                (mta.name, comm, own, kids))
 
 
 def report(mtas, raw, idle, peak, errors, append, create):
