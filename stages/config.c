@@ -27,9 +27,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cdb.h>
-
 #include "buf.h"
+#include "cdbout.h"
 #include "conf.h"
 #include "confspec.h"
 #include "log.h"
@@ -655,13 +654,7 @@ check_connector_sources(void)
 
 /* ---- writing the databases ---- */
 
-struct out {
-	struct cdb_make cm;
-	int fd;
-	char tmp[PATH_MAX], path[PATH_MAX];
-};
-
-static struct out outs[NFILES];
+static struct cdbout outs[NFILES];
 static int nouts;
 
 /* A failed run leaves no NAME.cdb.tmp behind (die exits through here). */
@@ -675,110 +668,38 @@ out_cleanup(void)
 			unlink(outs[i].tmp);
 }
 
-static struct out *
-out_start(int f)
-{
-	struct out *o = &outs[nouts++];
-
-	if (snprintf(o->path, sizeof o->path, "%s/%s.cdb", dir,
-	    files[f].name) >= (int)sizeof o->path ||
-	    snprintf(o->tmp, sizeof o->tmp, "%s/%s.cdb.tmp", dir,
-	    files[f].name) >= (int)sizeof o->tmp)
-		die(EXIT_PERM, ENAMETOOLONG, "%s", dir);
-	/* a source only its owner may read (password hashes) keeps its
-	 * database as private: the mode is the source's */
-	if ((o->fd = open(o->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-	    0600)) < 0 || fchmod(o->fd, files[f].mode ? files[f].mode : 0644) < 0)
-		die(EXIT_TEMP, errno, "unable to create %s", o->tmp);
-	if (cdb_make_start(&o->cm, o->fd) < 0)
-		die(EXIT_TEMP, errno, "unable to write %s", o->tmp);
-	return o;
-}
-
 static void
-out_put(struct out *o, const char *key, const void *value, size_t len)
-{
-	if (cdb_make_add(&o->cm, key, strlen(key), value, len) < 0)
-		die(EXIT_TEMP, errno, "unable to write %s", o->tmp);
-}
-
-static void
-out_putf(struct out *o, const struct buf *value, const char *fmt, ...)
-{
-	char key[SOURCE_LINE_MAX];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(key, sizeof key, fmt, ap);
-	va_end(ap);
-	out_put(o, key, value ? value->data : "", value ? value->len : 0);
-}
-
-static void
-out_finish(struct out *o)
-{
-	if (cdb_make_finish(&o->cm) < 0 || fsync(o->fd) < 0 || close(o->fd) < 0)
-		die(EXIT_TEMP, errno, "unable to write %s", o->tmp);
-}
-
-static void
-blob_add(struct buf *b, const char *name, const char *value)
-{
-	if (buf_add(b, name, strlen(name) + 1) < 0 ||
-	    buf_add(b, value, strlen(value) + 1) < 0)
-		die(EXIT_TEMP, ENOMEM, "out of memory");
-}
-
-static void
-blob_attrs(struct buf *b, const struct attrs *a, const char *skip)
-{
-	size_t i;
-
-	buf_reset(b);
-	for (i = 0; i < a->n; i++)
-		if (skip == NULL || strcmp(a->v[i].name, skip) != 0)
-			blob_add(b, a->v[i].name, a->v[i].value);
-}
-
-static void
-list_add(struct buf *b, const char *item)
-{
-	if (buf_add(b, item, strlen(item) + 1) < 0)
-		die(EXIT_TEMP, ENOMEM, "out of memory");
-}
-
-static void
-write_settings(struct out *o)
+write_settings(struct cdbout *o)
 {
 	struct file *fl = &files[F_SETTINGS];
 	size_t i;
 
 	for (i = 0; i < fl->n; i++)
 		if (strtable_get(&settings_seen, fl->rec[i].word[0]) == &fl->rec[i])
-			out_put(o, fl->rec[i].word[0], fl->rec[i].word[1],
+			cdbout_put(o, fl->rec[i].word[0], fl->rec[i].word[1],
 			    strlen(fl->rec[i].word[1]));
 }
 
 /* servers.cdb and connectors.cdb: PREFIX:NAME -> record, LIST -> names. */
 static void
-write_named(struct out *o, int f, const char *prefix, const char *list)
+write_named(struct cdbout *o, int f, const char *prefix, const char *list)
 {
 	struct file *fl = &files[f];
 	struct buf b = BUF_INIT, names_list = BUF_INIT;
 	size_t i;
 
 	for (i = 0; i < fl->n; i++) {
-		blob_attrs(&b, &fl->rec[i].attrs, NULL);
-		out_putf(o, &b, "%s:%s", prefix, fl->rec[i].word[0]);
-		list_add(&names_list, fl->rec[i].word[0]);
+		cdbout_blob_attrs(&b, &fl->rec[i].attrs, NULL);
+		cdbout_putf(o, &b, "%s:%s", prefix, fl->rec[i].word[0]);
+		cdbout_list_add(&names_list, fl->rec[i].word[0]);
 	}
-	out_putf(o, &names_list, "%s", list);
+	cdbout_putf(o, &names_list, "%s", list);
 	buf_free(&b);
 	buf_free(&names_list);
 }
 
 static void
-write_domains(struct out *o)
+write_domains(struct cdbout *o)
 {
 	struct file *fl = &files[F_DOMAINS];
 	struct buf b = BUF_INIT, dl = BUF_INIT, pl = BUF_INIT;
@@ -787,19 +708,19 @@ write_domains(struct out *o)
 	for (i = 0; i < fl->n; i++) {
 		struct source_record *r = &fl->rec[i];
 		if (r->nword == 2) {
-			blob_attrs(&b, &r->attrs, NULL);
-			out_putf(o, &b, "policy:%s", r->word[1]);
-			list_add(&pl, r->word[1]);
+			cdbout_blob_attrs(&b, &r->attrs, NULL);
+			cdbout_putf(o, &b, "policy:%s", r->word[1]);
+			cdbout_list_add(&pl, r->word[1]);
 			continue;
 		}
-		blob_attrs(&b, &r->attrs, "type");
-		blob_add(&b, "type", attrs_get(&r->attrs, "type") ?
+		cdbout_blob_attrs(&b, &r->attrs, "type");
+		cdbout_blob_add(&b, "type", attrs_get(&r->attrs, "type") ?
 		    attrs_get(&r->attrs, "type") : "authoritative");
-		out_putf(o, &b, "domain:%s", r->word[0]);
-		list_add(&dl, r->word[0]);
+		cdbout_putf(o, &b, "domain:%s", r->word[0]);
+		cdbout_list_add(&dl, r->word[0]);
 	}
-	out_putf(o, &dl, "domains");
-	out_putf(o, &pl, "policies");
+	cdbout_putf(o, &dl, "domains");
+	cdbout_putf(o, &pl, "policies");
 	buf_free(&b);
 	buf_free(&dl);
 	buf_free(&pl);
@@ -808,32 +729,32 @@ write_domains(struct out *o)
 /* A recipient's record: its attributes, with addresses= the whole list
  * (given and generated, lower case) and primary= its reply address. */
 static void
-write_entry(struct out *o, const struct policy_entry *e, struct buf *b)
+write_entry(struct cdbout *o, const struct policy_entry *e, struct buf *b)
 {
 	struct buf list = BUF_INIT, pair = BUF_INIT;
 	size_t i;
 
-	blob_attrs(b, &e->rec->attrs, "addresses");
+	cdbout_blob_attrs(b, &e->rec->attrs, "addresses");
 	for (i = 0; i < e->naddr; i++)
 		if (buf_printf(&list, "%s%s", i ? "," : "", e->addr[i]) < 0)
 			die(EXIT_TEMP, ENOMEM, "out of memory");
 	if (e->naddr > 0)
-		blob_add(b, "addresses", list.data);
+		cdbout_blob_add(b, "addresses", list.data);
 	if (e->primary != NULL)
-		blob_add(b, "primary", e->primary);
+		cdbout_blob_add(b, "primary", e->primary);
 	if (e->rewrite_from >= 0)
-		blob_add(b, "rewrite-from", e->rewrite_from ? "yes" : "no");
-	out_putf(o, b, "%s:%s", kinds[e->kind].name, e->name);
-	list_add(&pair, kinds[e->kind].name);
-	list_add(&pair, e->name);
+		cdbout_blob_add(b, "rewrite-from", e->rewrite_from ? "yes" : "no");
+	cdbout_putf(o, b, "%s:%s", kinds[e->kind].name, e->name);
+	cdbout_list_add(&pair, kinds[e->kind].name);
+	cdbout_list_add(&pair, e->name);
 	for (i = 0; i < e->naddr; i++)
-		out_putf(o, &pair, "addr:%s", e->addr[i]);
+		cdbout_putf(o, &pair, "addr:%s", e->addr[i]);
 	buf_free(&list);
 	buf_free(&pair);
 }
 
 static void
-write_directory(struct out *o)
+write_directory(struct cdbout *o)
 {
 	struct buf b = BUF_INIT, lists[POLICY_NKINDS] = { BUF_INIT, BUF_INIT,
 	    BUF_INIT, BUF_INIT };
@@ -842,29 +763,32 @@ write_directory(struct out *o)
 
 	for (i = 0; i < recips.n; i++) {
 		write_entry(o, &recips.v[i], &b);
-		list_add(&lists[recips.v[i].kind], recips.v[i].name);
+		cdbout_list_add(&lists[recips.v[i].kind], recips.v[i].name);
 	}
 	for (k = 0; k < POLICY_NKINDS; k++) {
-		out_putf(o, &lists[k], "%s", kinds[k].plural);
+		cdbout_putf(o, &lists[k], "%s", kinds[k].plural);
 		buf_free(&lists[k]);
 	}
 	buf_free(&b);
 }
 
 static void
-write_filters(struct out *o)
+write_filters(struct cdbout *o)
 {
 	struct file *fl = &files[F_FILTERS];
 	size_t i;
 
 	for (i = 0; i < fl->n; i++)
-		out_putf(o, NULL, "filter:%s", fl->rec[i].word[0]);
+		cdbout_putf(o, NULL, "filter:%s", fl->rec[i].word[0]);
 }
 
 static void
 write_one(int f)
 {
-	struct out *o = out_start(f);
+	struct cdbout *o = &outs[nouts++];
+
+	cdbout_start(o, dir, files[f].name,
+	    files[f].mode ? files[f].mode : 0644);
 
 	switch (f) {
 	case F_SETTINGS: write_settings(o); break;
@@ -874,7 +798,7 @@ write_one(int f)
 	case F_CONNECTORS: write_named(o, f, "connector", "connectors"); break;
 	case F_FILTERS: write_filters(o); break;
 	}
-	out_finish(o);
+	cdbout_finish(o);
 }
 
 /* Every database is written aside first; only then are they renamed into
