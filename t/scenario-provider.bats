@@ -2,7 +2,8 @@
 # provider (examples/provider, 127.0.0.2) holds the mail of a customer
 # (examples/provider/customer, 127.0.0.3) until the customer's scheduled
 # connector has delivered its outbound mail and asked ETRN (authenticated);
-# and the ATRN role reversal of bh-remote --turn.
+# and ATRN (RFC 2645): the customer turns its connection round and its own
+# bh-smtpd -i receives the held mail from the provider's bh-remote --turn.
 load lib/root
 load lib/scenario
 
@@ -90,19 +91,52 @@ PY
 	assert_equal "$(sink_count internet)" 0
 }
 
-@test "provider: ATRN role reversal — bh-remote --turn delivers held mail over a connection the customer opened" {
+@test "provider: ATRN — the authenticated customer turns the connection round and its own bh-smtpd receives the held mail" {
 	run sc_send 127.0.0.2 -f someone@outside.test -t bob@customer.example.com --h-Subject "by turn"
 	assert_success
 	wait_until 30 held
-	# bh-smtpd does not serve ATRN yet (502): the connection is made here
-	# and handed to bh-remote --turn as bh-smtpd would after its 250
-	run env BH_ROOT="$(ISP)" python3 -c '
-import os, socket, subprocess, sys
-s = socket.create_connection(("127.0.0.3", int(sys.argv[1])), timeout=20)
-r = subprocess.run(["bh-remote", "--turn", "customer"], stdin=s.fileno(), timeout=30)
+	# the customer (a dial-up host without a fixed address) connects, asks
+	# ATRN, and on 250 serves the connection with bh-smtpd -i of its root
+	run env BH_ROOT="$BATS_TEST_TMPDIR/cust" python3 -c '
+import base64, os, socket, subprocess, sys
+s = socket.create_connection(("127.0.0.2", int(sys.argv[1])), timeout=20)
+f = s.makefile("rb")
+def reply():
+    while True:
+        line = f.readline().decode().rstrip("\r\n")
+        if len(line) < 4 or line[3] != "-":
+            return line
+reply()
+auth = base64.b64encode(b"\0customer\0s3cret")
+for cmd in (b"EHLO customer.example.com", b"AUTH PLAIN " + auth,
+            b"ATRN customer.example.com"):
+    s.sendall(cmd + b"\r\n")
+    print(reply())
+r = subprocess.run(["bh-smtpd", "-i"], stdin=s.fileno(), stdout=s.fileno(), timeout=30)
 sys.exit(r.returncode)' "$SC_PORT"
 	assert_success
+	assert_line --index 1 --regexp '^235 2\.7\.0'
+	assert_line --index 2 --regexp '^250 '
 	sc_wait_mail cust bob 'Subject: by turn'
 	run held
 	assert_failure
+}
+
+@test "provider: ATRN without authentication is refused with 530 5.7.0 and nothing leaves the hold" {
+	run sc_send 127.0.0.2 -f someone@outside.test -t bob@customer.example.com --h-Subject "kept"
+	wait_until 30 held
+	run python3 -c '
+import socket, sys
+s = socket.create_connection(("127.0.0.2", int(sys.argv[1])), timeout=20)
+f = s.makefile("rb")
+f.readline()
+s.sendall(b"EHLO customer.example.com\r\n")
+while True:
+    line = f.readline().decode()
+    if line[3] != "-":
+        break
+s.sendall(b"ATRN customer.example.com\r\n")
+print(f.readline().decode().strip())' "$SC_PORT"
+	assert_output '530 5.7.0 Authentication required'
+	held
 }
