@@ -14,6 +14,11 @@
  * 0 or -1 (ENOMEM, or EINVAL for an empty list). */
 int hops_smarthost(const char *list, struct buf *b);
 
+/* Is s a well-formed smarthost entry: [IP], [IP]:PORT, FQDN or FQDN:PORT
+ * (a fully qualified name: two labels or more, not a dotted number; a
+ * port 1-65535)? 1 or 0. */
+int hops_entry_valid(const char *s);
+
 /* Does a hops field lead back to this server? An entry equal to a listen
  * address of servers.cdb (`0.0.0.0:PORT` there: any address of this host
  * with that port), a host name or mx: domain equal to settings hostname or

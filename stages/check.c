@@ -10,8 +10,6 @@
  * writes  stdout: the findings, or "no problems found"
  * exit    0 clean; 1 warnings only; 2 errors; 111 a database is unreadable
  */
-#include <arpa/inet.h>
-#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -303,69 +301,13 @@ check_loops(struct config *c)
 	}
 }
 
-static int
-is_ip(const char *s)
-{
-	unsigned char bin[16];
-
-	return inet_pton(AF_INET, s, bin) == 1 || inet_pton(AF_INET6, s, bin) == 1;
-}
-
-/* A fully qualified name: two labels or more of letters, digits and '-',
- * and not a dotted number. */
-static int
-is_fqdn(const char *s)
-{
-	size_t len = 0, nlabels = 1;
-	int has_alpha = 0;
-
-	for (; *s != '\0'; s++, len++) {
-		if (*s == '.') {
-			if (len == 0 || s[1] == '\0' || s[1] == '.')
-				return 0;
-			nlabels++;
-		} else if (isalpha((unsigned char)*s))
-			has_alpha = 1;
-		else if (!isdigit((unsigned char)*s) && *s != '-')
-			return 0;
-	}
-	return len > 0 && nlabels >= 2 && has_alpha;
-}
-
-/* [IP], [IP]:PORT, FQDN or FQDN:PORT. */
-static int
-is_smarthost(const char *s)
-{
-	char host[300];
-	const char *end, *port = NULL;
-	size_t n;
-
-	if (*s == '[') {
-		if ((end = strchr(s, ']')) == NULL)
-			return 0;
-		n = end - s - 1;
-		port = end[1] == ':' ? end + 2 : end[1] == '\0' ? NULL : "";
-	} else {
-		n = strcspn(s, ":");
-		port = s[n] == ':' ? s + n + 1 : NULL;
-	}
-	if (n == 0 || n >= sizeof host)
-		return 0;
-	memcpy(host, s + (*s == '['), n);
-	host[n] = '\0';
-	if (port != NULL && (*port == '\0' || strspn(port, "0123456789") !=
-	    strlen(port) || atoi(port) == 0 || atoi(port) > 65535))
-		return 0;
-	return *s == '[' ? is_ip(host) : is_fqdn(host);
-}
-
 static void
 smarthost_entry(const char *entry, void *arg)
 {
 	const char *what = arg;
 	char hops[600];
 
-	if (!is_smarthost(entry)) {
+	if (!hops_entry_valid(entry)) {
 		finding(ERRORS, "%s: smart host %s is neither [IP] nor a fully "
 		    "qualified domain name: an address without brackets is "
 		    "looked up as a host name, and a short name does not "
