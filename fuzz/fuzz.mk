@@ -11,6 +11,10 @@
 # by hand) and its regression inputs t/fuzz/NAME/ (minimized crashes, replayed
 # by t/fuzz.bats). A run's new corpus goes to build/fuzz/corpus/NAME, never
 # into the tree; a crash is written to build/fuzz/crash/NAME/ and fails make.
+# Included anywhere in the top Makefile, this file must not take its
+# default goal: remember it here, give it back at the end.
+FUZZ_SAVED_GOAL := $(.DEFAULT_GOAL)
+
 FUZZ_CC       ?= clang
 FUZZ_SECONDS  ?= 60
 FUZZ_DIR       = build/fuzz
@@ -58,3 +62,5 @@ fuzz: fuzz-targets
 		if [ $$rc -ne 0 ]; then tail -40 $(FUZZ_DIR)/$$n.log; \
 			echo "fuzz-$$n: FAILED, input in $(FUZZ_DIR)/crash/$$n/"; exit 1; fi; \
 	done
+
+.DEFAULT_GOAL := $(FUZZ_SAVED_GOAL)
