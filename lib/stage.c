@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -11,6 +12,8 @@
 #include "content.h"
 #include "log.h"
 #include "stage.h"
+
+enum { STAGE_NICE = -5 };
 
 static void batch_commit(void);
 static void stage_done_now(struct stage *st, const char *name,
@@ -50,6 +53,10 @@ stage_start(struct stage *st, const char *name, const char *queue,
 	sigaddset(&block, SIGTERM);
 	sigaddset(&block, SIGINT);
 	sigprocmask(SIG_BLOCK, &block, NULL);
+	/* one queue stage serves what dozens of SMTP sessions bring in: under
+	 * a CPU shortage it must not get only its 1/N share, or the queue
+	 * grows while sessions keep accepting (best effort: needs root) */
+	setpriority(PRIO_PROCESS, 0, STAGE_NICE);
 	if (spool_open(&st->in, queue) < 0)
 		die(EXIT_TEMP, errno, "unable to open spool/%s", queue);
 }

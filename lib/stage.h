@@ -29,8 +29,10 @@ struct stage {
 };
 
 /* Parses -1, names the log, blocks SIGTERM/SIGINT (delivered only while
- * waiting for work, so a message is never abandoned half-moved) and opens
- * the input queue. Dies 100 on bad usage, 111 when the queue cannot open. */
+ * waiting for work, so a message is never abandoned half-moved), raises
+ * the stage's CPU priority (nice -5, when permitted: a single queue stage
+ * must keep up with many session processes when the CPU is short) and
+ * opens the input queue. Dies 100 on bad usage, 111 when the queue cannot open. */
 void stage_start(struct stage *st, const char *name, const char *queue,
     int argc, char **argv);
 
