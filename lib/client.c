@@ -234,8 +234,14 @@ parse_extension(struct client *c, const char *kw)
 	else if (strncasecmp(kw, "SMTPUTF8", 8) == 0 && kw[8] == '\0')
 		c->has_smtputf8 = 1;
 	else if (strncasecmp(kw, "SIZE", 4) == 0 && (kw[4] == ' ' || kw[4] == '\0')) {
+		char *end;
+		long long n;
+		errno = 0;
+		n = strtoll(arg, &end, 10);
 		c->has_size = 1;
-		c->max_size = atoll(arg);
+		/* a limit we cannot read is no limit: the server still
+		 * answers 552 if the message is too big for it */
+		c->max_size = errno == 0 && n > 0 && end != arg ? n : 0;
 	}
 	else if (strncasecmp(kw, "AUTH", 4) == 0 && (kw[4] == ' ' || kw[4] == '=')) {
 		for (; *arg != '\0'; arg++)

@@ -3,8 +3,9 @@
  *
  * writes  DIR/cdb/ (default configuration sources and Makefile, only those
  *         missing: an existing file is never overwritten), DIR/spool/QUEUE/
- *         {tmp,new,retry} for every queue, DIR/spool/msg, DIR/mailroot,
- *         DIR/log
+ *         {tmp,new,retry} for every queue, DIR/spool/msg (all 0700),
+ *         DIR/mailroot (0711), DIR/log (0700); existing directories keep
+ *         their modes
  * exit    0 done; 100 bad usage; 111 a directory or file could not be made
  */
 #include <errno.h>
@@ -23,13 +24,13 @@
 extern const struct { const char *name, *text; } default_files[];
 
 static void
-make_dir(const char *dir, const char *sub)
+make_dir(const char *dir, const char *sub, mode_t mode)
 {
 	char path[PATH_MAX];
 
 	if (snprintf(path, sizeof path, "%s/%s", dir, sub) >= (int)sizeof path)
 		die(EXIT_PERM, ENAMETOOLONG, "%s/%s", dir, sub);
-	if (mkdir(path, 0755) < 0 && errno != EEXIST)
+	if (mkdir(path, mode) < 0 && errno != EEXIST)
 		die(EXIT_TEMP, errno, "unable to create %s", path);
 }
 
@@ -83,17 +84,19 @@ main(int argc, char **argv)
 	dir = argv[1];
 	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
 		die(EXIT_TEMP, errno, "unable to create %s", dir);
-	make_dir(dir, "cdb");
-	make_dir(dir, "spool");
-	make_dir(dir, "spool/msg");
-	make_dir(dir, "mailroot");
-	make_dir(dir, "log");
+	make_dir(dir, "cdb", 0755);
+	/* queued mail and logs are the MTA's own; mailroot only lets its
+	 * mailboxes' owners (an IMAP server) reach their Maildir */
+	make_dir(dir, "spool", 0700);
+	make_dir(dir, "spool/msg", 0700);
+	make_dir(dir, "mailroot", 0711);
+	make_dir(dir, "log", 0700);
 	for (q = 0; q < sizeof queues / sizeof queues[0]; q++) {
 		snprintf(sub, sizeof sub, "spool/%s", queues[q]);
-		make_dir(dir, sub);
+		make_dir(dir, sub, 0700);
 		for (i = 0; i < sizeof subs / sizeof subs[0]; i++) {
 			snprintf(sub, sizeof sub, "spool/%s/%s", queues[q], subs[i]);
-			make_dir(dir, sub);
+			make_dir(dir, sub, 0700);
 		}
 	}
 	write_defaults(dir);

@@ -235,7 +235,8 @@ read_dir(struct search *s, const char *dir)
 			die(EXIT_TEMP, errno, "out of memory");
 	}
 	closedir(dp);
-	qsort(names, n, sizeof *names, name_cmp);
+	if (n > 1)
+		qsort(names, n, sizeof *names, name_cmp);
 	for (i = 0; i < n; i++) {
 		snprintf(path, sizeof path, "%s/%s", dir, names[i]);
 		read_file(s, path);
@@ -408,7 +409,8 @@ report(struct search *s)
 		die(EXIT_TEMP, errno, "out of memory");
 	for (i = 0; i < s->n; i++)
 		by[i] = &s->v[i];
-	qsort(by, s->n, sizeof *by, group_cmp);
+	if (s->n > 1)
+		qsort(by, s->n, sizeof *by, group_cmp);
 	for (i = 0; i < s->n; i++) {
 		if (i == 0 || strcmp(by[i]->group, by[i - 1]->group) != 0) {
 			g[ng].first = &by[i];
@@ -416,7 +418,8 @@ report(struct search *s)
 		}
 		g[ng - 1].n++;
 	}
-	qsort(g, ng, sizeof *g, first_cmp);
+	if (ng > 1)
+		qsort(g, ng, sizeof *g, first_cmp);
 	for (i = 0; i < ng; i++)
 		if (criteria_met(s, g[i].first, g[i].n)) {
 			printf(shown++ ? "\n" : "");
@@ -514,6 +517,8 @@ main(int argc, char **argv)
 	int i, nsources = 0;
 
 	log_init("track");
+	if (sources == NULL)
+		die(EXIT_TEMP, errno, "out of memory");
 	for (i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--expire") == 0)
 			return expire();

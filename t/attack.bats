@@ -68,13 +68,13 @@ setup() { root_new; }
 }
 
 @test "a client sending one byte at a time is dropped by the command timeout" {
-	skip "lib/net.c times each read, not the whole line (reported): a trickling client is never dropped"
 	hard_server timeout=3s
 	hard_start
 	run attack slow "$HARD_PORT" 1
 	assert_success
 	assert_line --regexp '^answer 421 4\.4\.2 '
-	[ "$(value seconds)" -le 6 ]
+	sec=$(value seconds)
+	[ "${sec%.*}" -le 6 ]
 }
 
 @test "one address cannot take every connection: per-IP limit first, then the total" {
