@@ -37,6 +37,7 @@ const struct confspec confspec_settings[] = {
 	{ "max-inject-size", VT_SIZE, ONE, 0, NULL },
 	{ "ndr-return-max", VT_SIZE, ONE, 0, NULL },
 	{ "unreachable-after", VT_TIME, ONE, 0, NULL },
+	{ "user", VT_NAME, ONE, 0, NULL },
 	{ NULL, 0, 0, 0, NULL }
 };
 

@@ -11,6 +11,7 @@
 
 #include "content.h"
 #include "log.h"
+#include "priv.h"
 #include "stage.h"
 
 enum { STAGE_NICE = -5 };
@@ -57,6 +58,7 @@ stage_start(struct stage *st, const char *name, const char *queue,
 	 * a CPU shortage it must not get only its 1/N share, or the queue
 	 * grows while sessions keep accepting (best effort: needs root) */
 	setpriority(PRIO_PROCESS, 0, STAGE_NICE);
+	priv_drop();	/* before the spool: never handle mail as root */
 	if (spool_open(&st->in, queue) < 0)
 		die(EXIT_TEMP, errno, "unable to open spool/%s", queue);
 }

@@ -11,6 +11,7 @@
  * exit    0 clean; 1 warnings only; 2 errors; 111 a database is unreadable
  */
 #include <errno.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,7 @@
 #include "connector.h"
 #include "hops.h"
 #include "log.h"
+#include "priv.h"
 #include "root.h"
 
 enum { CLEAN = 0, WARNINGS = 1, ERRORS = 2 };
@@ -560,6 +562,38 @@ check_settings(void)
 		    "settings.");
 }
 
+/* Least privilege: with settings user, the stages run as that user and
+ * need the root's spool/, log/ and mailroot/; queued mail and logs are
+ * nobody else's business. */
+static void
+check_permissions(void)
+{
+	static const char *dirs[] = { "spool", "log", "mailroot" };
+	char user[64], path[PATH_MAX];
+	struct passwd *pw = NULL;
+	struct stat st;
+	size_t i;
+
+	if (priv_user(user, sizeof user) && (pw = getpwnam(user)) == NULL)
+		finding(ERRORS, "settings user %s: no such account: every stage "
+		    "started as root stops at once. Fix: create it (useradd "
+		    "--system %s) or remove the setting.", user, user);
+	for (i = 0; i < 3; i++) {
+		if (root_path(path, sizeof path, "%s", dirs[i]) < 0 ||
+		    stat(path, &st) < 0)
+			continue;
+		if (pw != NULL && st.st_uid != pw->pw_uid)
+			finding(ERRORS, "%s does not belong to settings user %s: "
+			    "the stages run as %s and cannot write it. Fix: chown "
+			    "-R %s %s", dirs[i], user, user, user, path);
+		if (i < 2 && (st.st_mode & 077) != 0)
+			finding(WARNINGS, "%s is open to other local users (mode "
+			    "%03o): they can list queued mail or read logs. Fix: "
+			    "chmod 700 %s", dirs[i], (unsigned)(st.st_mode & 0777),
+			    path);
+	}
+}
+
 int
 main(int argc, char **argv)
 {
@@ -577,6 +611,7 @@ main(int argc, char **argv)
 	check_star(&c);
 	check_auth(&c);
 	check_settings();
+	check_permissions();
 	check_log_level();
 	check_compiled();
 	if (worst == CLEAN)

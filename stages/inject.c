@@ -28,6 +28,7 @@
 #include "envelope.h"
 #include "id.h"
 #include "log.h"
+#include "priv.h"
 #include "spool.h"
 #include "track.h"
 
@@ -329,7 +330,8 @@ main(int argc, char **argv)
 
 	log_init("inject");
 	parse_args(&in, argc, argv);
-	default_sender(&in);
+	default_sender(&in);	/* the invoking user, before any drop */
+	priv_drop();
 	read_message(&in, conf_setting_size("max-inject-size", 64LL << 20));
 	if (in.env.nrcpt == 0)
 		die(EXIT_PERM, 0, "no recipients");

@@ -55,6 +55,7 @@
 #include "hook.h"
 #include "id.h"
 #include "log.h"
+#include "priv.h"
 #include "loglevel.h"
 #include "net.h"
 #include "root.h"
@@ -2253,6 +2254,7 @@ serve(struct server *srv)
 	char drain[64];
 
 	listen_update(srv, 1);
+	priv_drop();	/* the ports are bound: nothing else needs root */
 	while (!is_stopping) {
 		for (n = 0; n < nlisteners; n++)
 			p[n] = (struct pollfd){ listeners[n].fd, POLLIN, 0 };
@@ -2296,6 +2298,7 @@ serve_inetd(struct server *srv)
 		net_peer_text(&ss, ip, sizeof ip);
 	else if (env != NULL)
 		snprintf(ip, sizeof ip, "%s", env);
+	priv_drop();
 	session_signals();
 	session_run(srv, 0, 1, ip);
 }
