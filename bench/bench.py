@@ -275,6 +275,7 @@ def source(mta, sessions, size, count, rcpt, sample=None):
         cmd.insert(1, "-d")
     t0 = time.time()
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    remember(p.pid)
     if sample:
         while p.poll() is None:
             sample()
