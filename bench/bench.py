@@ -50,7 +50,7 @@ if "BENCH_RELAY" in os.environ:
 if "BENCH_LOCAL" in os.environ:
     LOCAL = (workloads(os.environ["BENCH_LOCAL"]) or [None])[0]
 MTAS = os.environ.get("BENCH_MTAS", "postfix,bridgehead").split(",")
-LOAD_SESSIONS = max(w[0] for w in RELAY)   # memory sampled under this load
+LOAD_SESSIONS = max((w[0] for w in RELAY), default=0)  # memory sampled here
 
 
 def log(*a):
