@@ -362,7 +362,15 @@ lock_briefly(int fd)
 int
 spool_lock(const struct spool *s, const char *name)
 {
-	struct stat held, named;
+	struct stat held;
+
+	return spool_lock_stat(s, name, &held);
+}
+
+int
+spool_lock_stat(const struct spool *s, const char *name, struct stat *held)
+{
+	struct stat named;
 	int fd, err;
 
 	if ((fd = openat(s->newfd, name, O_RDONLY | O_CLOEXEC)) < 0)
@@ -375,8 +383,8 @@ spool_lock(const struct spool *s, const char *name)
 	}
 	/* bh-queue renames under the same lock: if the name no longer leads
 	 * to the file we locked, it took the envelope before us */
-	if (fstat(fd, &held) < 0 || fstatat(s->newfd, name, &named, 0) < 0 ||
-	    held.st_ino != named.st_ino || held.st_dev != named.st_dev) {
+	if (fstat(fd, held) < 0 || fstatat(s->newfd, name, &named, 0) < 0 ||
+	    held->st_ino != named.st_ino || held->st_dev != named.st_dev) {
 		close(fd);
 		errno = ENOENT;
 		return -1;

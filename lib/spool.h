@@ -68,6 +68,12 @@ int spool_retry_all(struct spool *s);
  * rather than waiting forever. Such a parent must read without a lock. */
 int spool_lock(const struct spool *s, const char *name);
 
+/* spool_lock that also gives the locked file's stat (its size: a caller
+ * reads the envelope through the returned fd, not by name again). */
+struct stat;
+int spool_lock_stat(const struct spool *s, const char *name,
+    struct stat *held);
+
 /* Set by SIGTERM/SIGINT (stage_start installs the handlers). */
 extern volatile int spool_stop_requested;
 

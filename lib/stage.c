@@ -11,6 +11,7 @@
 
 #include "content.h"
 #include "log.h"
+#include "recycle.h"
 #include "priv.h"
 #include "stage.h"
 
@@ -61,6 +62,9 @@ stage_start(struct stage *st, const char *name, const char *queue,
 	priv_drop();	/* before the spool: never handle mail as root */
 	if (spool_open(&st->in, queue) < 0)
 		die(EXIT_TEMP, errno, "unable to open spool/%s", queue);
+	if (recycle_open(st->in.tmpfd) < 0)	/* without: create and unlink */
+		log_event("warning", "msg=\"no file pool\" error=%s",
+		    log_quote(strerror(errno)));
 }
 
 int
@@ -107,20 +111,50 @@ unlock(struct stage *st, const char *name)
 	}
 }
 
+/* Reads the locked file fd (size bytes) into st->last and parses it. */
+static int
+read_locked(struct stage *st, int fd, off_t size, const char *name,
+    struct envelope *e)
+{
+	size_t got = 0;
+	ssize_t n;
+	char *text;
+
+	if (size > ENVELOPE_MAX) {
+		errno = EFBIG;
+		return -1;
+	}
+	if ((text = realloc(st->last.text, size + 1)) == NULL)
+		return -1;
+	st->last.text = text;
+	st->last.name[0] = '\0';
+	while (got < (size_t)size &&
+	    (n = pread(fd, text + got, size - got, got)) > 0)
+		got += n;
+	if (envelope_parse(e, text, got) < 0)
+		return -1;
+	st->last.len = got;
+	snprintf(st->last.name, sizeof st->last.name, "%s", name);
+	return 0;
+}
+
 int
 stage_read(struct stage *st, const char *name, struct envelope *e)
 {
-	int *slot, fd;
+	struct stat held;
+	int *slot, fd, rc, err;
 
 	unlock(st, name);
-	if ((fd = spool_lock(&st->in, name)) < 0)
+	if ((fd = spool_lock_stat(&st->in, name, &held)) < 0)
 		return -1;
+	/* the locked descriptor is the envelope: read it, not the name again */
+	rc = read_locked(st, fd, held.st_size, name, e);
+	err = errno;
 	if ((slot = lock_slot(st, name, 1)) != NULL)
 		*slot = fd;
 	else
 		close(fd);	/* more inputs open than slots: go on unlocked */
-	if (envelope_read(e, st->in.newfd, name) < 0) {
-		int err = errno;
+	if (rc < 0) {
 		unlock(st, name);
 		errno = err;
 		return -1;
@@ -129,24 +163,28 @@ stage_read(struct stage *st, const char *name, struct envelope *e)
 }
 
 /*
- * Group commit. stage_pass and stage_move write their envelope into tmp/ at
- * once, but its fsync, the rename into new/ and the directory fsyncs wait
- * until the stage has no more input at hand (stage_next), a stop, or
- * STAGE_BATCH outputs: then all of them are done together, so one fsync of
- * each directory covers every message of the batch. Inputs finished
- * meanwhile (stage_done) are removed only after that commit, so an input
- * still leaves its queue only once its outputs are on disk: a crash in
- * between leaves it where it was, to be processed again (at worst twice).
- * Outputs become visible in the next queue only once their file is
- * fsync'ed, as with spool_put. stage_report stays immediate: bh-remote's
- * workers report and exit without ever calling stage_next.
+ * Group commit. stage_pass and stage_move write their envelope at once (into
+ * a pool file, or a new file in tmp/), but its fsync, the rename into new/
+ * and the directory fsyncs wait until the stage has no more input at hand
+ * (stage_next), a stop, or STAGE_BATCH outputs: then all of them are done
+ * together, so one fsync of each directory covers every message of the
+ * batch. Inputs finished meanwhile (stage_done) are removed only after that
+ * commit, so an input still leaves its queue only once its outputs are on
+ * disk: a crash in between leaves it where it was, to be processed again
+ * (at worst twice). Outputs become visible in the next queue only once
+ * their file is fsync'ed, as with spool_put. stage_report stays immediate:
+ * bh-remote's workers report and exit without ever calling stage_next.
  */
 enum { STAGE_BATCH = 32, STAGE_DIRS = 8 };
 
 struct pending {
-	int fd;			/* the written tmp/NAME, to be fsync'ed */
-	int tmpdir, dstdir;	/* renamed tmpdir/NAME -> dstdir/NAME */
-	int movedir;		/* stage_move: then dstdir/NAME -> movedir/NAME */
+	int fd;			/* the written file, to be fsync'ed; -1 for
+				 * a move of the unchanged input */
+	int filedir;		/* where it is written: pool or tmp/ */
+	char file[256];		/* its name there */
+	int is_pooled;		/* file is a pool file */
+	int indir;		/* stage_move: our new/, else -1 */
+	int dstdir;		/* where it ends as NAME */
 	char name[256];
 };
 
@@ -158,7 +196,11 @@ static struct {
 		int keep;
 	} done[STAGE_BATCH];
 	size_t ndone;
-	int dirs[STAGE_DIRS];	/* directories to fsync (dup'ed fds) */
+	struct {
+		int fd;		/* dup'ed */
+		dev_t dev;
+		ino_t ino;
+	} dirs[STAGE_DIRS];	/* directories to fsync */
 	size_t ndirs;
 	int links;		/* content links made without a fsync */
 	struct stage *st;	/* whose inputs wait in done[] */
@@ -174,21 +216,22 @@ batch_pending(void)
 static int
 batch_dir(int dirfd)
 {
-	struct stat a, b;
+	struct stat a;
 	size_t i;
 	int fd;
 
 	if (fstat(dirfd, &a) < 0)
 		return -1;
 	for (i = 0; i < batch.ndirs; i++)
-		if (fstat(batch.dirs[i], &b) == 0 && a.st_dev == b.st_dev &&
-		    a.st_ino == b.st_ino)
+		if (a.st_dev == batch.dirs[i].dev && a.st_ino == batch.dirs[i].ino)
 			return 0;
 	if (batch.ndirs == STAGE_DIRS)
 		return fsync(dirfd);	/* no room: now, as before */
 	if ((fd = dup(dirfd)) < 0)
 		return -1;
-	batch.dirs[batch.ndirs++] = fd;
+	batch.dirs[batch.ndirs].fd = fd;
+	batch.dirs[batch.ndirs].dev = a.st_dev;
+	batch.dirs[batch.ndirs++].ino = a.st_ino;
 	return 0;
 }
 
@@ -198,6 +241,63 @@ stage_sync_dir(int dirfd)
 	return batch_dir(dirfd);
 }
 
+/* stage_move of one output at the commit: the written file takes the
+ * input's place in new/ (exchanged: the old file goes to the pool), then
+ * moves on. 0, or -1 when bh-queue took the input (nothing to do). */
+static int
+commit_move(struct pending *p)
+{
+	if (p->fd >= 0 && p->is_pooled) {
+		if (renameat2(p->filedir, p->file, p->indir, p->name,
+		    RENAME_EXCHANGE) < 0) {
+			if (errno != ENOENT)
+				die(EXIT_TEMP, errno, "unable to hand over %s", p->name);
+			recycle_return(-1, p->file);	/* taken by bh-queue */
+			return -1;
+		}
+		recycle_return(p->indir, p->file);
+	} else if (p->fd >= 0 &&
+	    renameat(p->filedir, p->file, p->indir, p->name) < 0)
+		die(EXIT_TEMP, errno, "unable to hand over %s", p->name);
+	if (batch_dir(p->indir) < 0)
+		die(EXIT_TEMP, errno, "unable to hand over %s", p->name);
+	if (renameat(p->indir, p->name, p->dstdir, p->name) < 0) {
+		if (errno != ENOENT)	/* taken by bh-queue */
+			die(EXIT_TEMP, errno, "unable to move %s", p->name);
+		return -1;
+	}
+	if (batch_dir(p->dstdir) < 0)
+		die(EXIT_TEMP, errno, "unable to move %s", p->name);
+	return 0;
+}
+
+/* stage_pass of one output at the commit. */
+static void
+commit_pass(struct pending *p)
+{
+	if (renameat(p->filedir, p->file, p->dstdir, p->name) < 0)
+		die(EXIT_TEMP, errno, "unable to hand over %s", p->name);
+	if (p->is_pooled)
+		recycle_drop(p->file, 0);
+	if (batch_dir(p->dstdir) < 0)
+		die(EXIT_TEMP, errno, "unable to hand over %s", p->name);
+}
+
+/* Files the pool got since the last commit wait for the fsync of the
+ * directories they left: those join this commit. */
+static unsigned
+batch_pool_dirs(void)
+{
+	const int *dirs;
+	size_t i, n;
+	unsigned seal = recycle_seal(&dirs, &n);
+
+	for (i = 0; i < n; i++)
+		if (batch_dir(dirs[i]) < 0)
+			die(EXIT_TEMP, errno, "unable to fsync a spool directory");
+	return seal;
+}
+
 /* Makes the batch durable, then removes the inputs finished meanwhile.
  * A failure here leaves every input in place and dies 111: the stage
  * starts again and redoes them. */
@@ -205,54 +305,75 @@ static void
 batch_commit(void)
 {
 	struct pending *p;
+	unsigned seal;
 	size_t i;
 
 	if (!batch_pending() && batch.ndone == 0)
 		return;
+	seal = batch_pool_dirs();
 	if (batch.links && content_sync() < 0)
 		die(EXIT_TEMP, errno, "unable to fsync spool/msg");
 	batch.links = 0;
-	/* start every write first: the fsyncs then share journal commits */
+	/* start every write first: the fsyncs then share the device's work */
 	for (i = 0; i < batch.nout; i++)
-		sync_file_range(batch.out[i].fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+		if (batch.out[i].fd >= 0)
+			sync_file_range(batch.out[i].fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 	for (i = 0; i < batch.nout; i++) {
 		p = &batch.out[i];
-		if (fsync(p->fd) < 0 || close(p->fd) < 0)
+		if (p->fd >= 0 && (fsync(p->fd) < 0 || close(p->fd) < 0))
 			die(EXIT_TEMP, errno, "unable to write %s", p->name);
-		if (renameat(p->tmpdir, p->name, p->dstdir, p->name) < 0)
-			die(EXIT_TEMP, errno, "unable to hand over %s", p->name);
-		if (batch_dir(p->dstdir) < 0)
-			die(EXIT_TEMP, errno, "unable to hand over %s", p->name);
-		if (p->movedir >= 0) {
-			if (renameat(p->dstdir, p->name, p->movedir, p->name) < 0) {
-				if (errno != ENOENT)	/* taken by bh-queue */
-					die(EXIT_TEMP, errno, "unable to move %s",
-					    p->name);
-			} else if (batch_dir(p->movedir) < 0)
-				die(EXIT_TEMP, errno, "unable to move %s", p->name);
+		if (p->indir < 0)
+			commit_pass(p);
+		else {
+			commit_move(p);
 			if (batch.st != NULL)
 				unlock(batch.st, p->name);
 		}
 	}
 	batch.nout = 0;
 	for (i = 0; i < batch.ndirs; i++) {
-		if (fsync(batch.dirs[i]) < 0)
+		if (fsync(batch.dirs[i].fd) < 0)
 			die(EXIT_TEMP, errno, "unable to fsync a spool directory");
-		close(batch.dirs[i]);
+		close(batch.dirs[i].fd);
 	}
 	batch.ndirs = 0;
+	recycle_settle(seal);
 	for (i = 0; i < batch.ndone; i++)
 		stage_done_now(batch.st, batch.done[i].name, batch.done[i].keep);
 	batch.ndone = 0;
 }
 
-/* Writes e into QUEUE/tmp/NAME of `to` and queues the rest for the commit. */
+/* Opens the file an output is written into: a pool file (its old text to
+ * be cut at *old), else a new tmpdir/NAME. */
 static int
-batch_put(int tmpdir, int dstdir, int movedir, const char *name,
-    const struct envelope *e)
+output_open(struct pending *p, int tmpdir, const char *name, off_t *old)
 {
-	struct buf b = BUF_INIT;
+	char file[RECYCLE_NAME_MAX];
+	int fd;
+
+	*old = 0;
+	if ((fd = recycle_take(file, old)) >= 0 || (fd = recycle_create(file)) >= 0) {
+		p->is_pooled = 1;
+		p->filedir = recycle_dir();
+		snprintf(p->file, sizeof p->file, "%s", file);
+		return fd;
+	}
+	/* O_TRUNC: a crashed earlier attempt may have left tmp/NAME behind */
+	p->is_pooled = 0;
+	p->filedir = tmpdir;
+	snprintf(p->file, sizeof p->file, "%s", name);
+	return openat(tmpdir, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+	    0600);
+}
+
+/* Writes the text into the output's file and queues the rest for the
+ * commit (text NULL: an unchanged input only moves). */
+static int
+batch_put(int tmpdir, int indir, int dstdir, const char *name,
+    const struct buf *text)
+{
 	struct pending *p;
+	off_t old;
 	int fd, err;
 
 	if (strlen(name) >= sizeof p->name) {
@@ -261,27 +382,29 @@ batch_put(int tmpdir, int dstdir, int movedir, const char *name,
 	}
 	if (batch.nout == STAGE_BATCH)
 		batch_commit();
-	if (envelope_format(e, &b) < 0)
-		return -1;
-	/* O_TRUNC: a crashed earlier attempt may have left tmp/NAME behind */
-	fd = openat(tmpdir, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0 || write_all(fd, b.data, b.len) < 0) {
-		err = errno;
-		if (fd >= 0) {
+	p = &batch.out[batch.nout];
+	p->fd = -1;
+	p->is_pooled = 0;
+	if (text != NULL) {
+		if ((fd = output_open(p, tmpdir, name, &old)) < 0)
+			return -1;
+		if (pwrite(fd, text->data, text->len, 0) != (ssize_t)text->len ||
+		    (old > (off_t)text->len && ftruncate(fd, text->len) < 0)) {
+			err = errno ? errno : EIO;
 			close(fd);
-			unlinkat(tmpdir, name, 0);
+			if (p->is_pooled)
+				recycle_drop(p->file, 1);
+			else
+				unlinkat(tmpdir, name, 0);
+			errno = err;
+			return -1;
 		}
-		buf_free(&b);
-		errno = err;
-		return -1;
+		p->fd = fd;
 	}
-	buf_free(&b);
-	p = &batch.out[batch.nout++];
-	p->fd = fd;
-	p->tmpdir = tmpdir;
+	p->indir = indir;
 	p->dstdir = dstdir;
-	p->movedir = movedir;
 	snprintf(p->name, sizeof p->name, "%s", name);
+	batch.nout++;
 	return 0;
 }
 
@@ -289,12 +412,21 @@ int
 stage_pass(const struct spool *next, const char *name, const char *newname,
     const struct envelope *e)
 {
+	struct buf b = BUF_INIT;
+	int rc, err;
+
 	if (strcmp(name, newname) != 0) {
 		if (content_link_lazy(name, newname) < 0)
 			return -1;
 		batch.links = 1;
 	}
-	return batch_put(next->tmpfd, next->newfd, -1, newname, e);
+	if (envelope_format(e, &b) < 0)
+		return -1;
+	rc = batch_put(next->tmpfd, -1, next->newfd, newname, &b);
+	err = errno;
+	buf_free(&b);
+	errno = err;
+	return rc;
 }
 
 /* stage_pass as it was: durable when it returns (for stage_report). */
@@ -316,16 +448,35 @@ pass_now(const struct spool *next, const char *name, const char *newname,
 	return rc;
 }
 
+static int
+is_unchanged(const struct stage *st, const char *name, const struct buf *b)
+{
+	return strcmp(st->last.name, name) == 0 && b->len == st->last.len &&
+	    memcmp(b->data, st->last.text, b->len) == 0;
+}
+
 int
 stage_move(struct stage *st, const struct spool *next, const char *name,
     const struct envelope *e)
 {
+	struct buf b = BUF_INIT;
+	int rc, err;
+
 	/* the input is rewritten in place, then renamed into the next queue:
-	 * the envelope is in one queue or the other, never both */
-	if (faccessat(st->in.newfd, name, F_OK, 0) < 0)
+	 * the envelope is in one queue or the other, never both. Under our
+	 * lock bh-queue cannot take it; without one, look first. */
+	if (lock_slot(st, name, 0) == NULL &&
+	    faccessat(st->in.newfd, name, F_OK, 0) < 0)
 		return -1;	/* ENOENT: taken by bh-queue meanwhile */
+	if (envelope_format(e, &b) < 0)
+		return -1;
 	batch.st = st;
-	return batch_put(st->in.tmpfd, st->in.newfd, next->newfd, name, e);
+	rc = batch_put(st->in.tmpfd, st->in.newfd, next->newfd, name,
+	    is_unchanged(st, name, &b) ? NULL : &b);
+	err = errno;
+	buf_free(&b);
+	errno = err;
+	return rc;
 }
 
 int
@@ -342,7 +493,8 @@ stage_defer(struct stage *st, const char *name, const struct envelope *e,
 	err = errno;
 	buf_free(&b);
 	if (rc == 0) {
-		spool_remove(&st->in, "new", name);
+		if (recycle_give(st->in.newfd, name) < 0)
+			spool_remove(&st->in, "new", name);
 		unlock(st, name);
 	}
 	errno = err;
@@ -354,7 +506,8 @@ stage_done_now(struct stage *st, const char *name, int keep_content)
 {
 	/* envelope first: a crash in between leaves an unreferenced link,
 	 * which is garbage, never an envelope without its content */
-	if (spool_remove(&st->in, "new", name) < 0)
+	if (recycle_give(st->in.newfd, name) < 0 &&
+	    spool_remove(&st->in, "new", name) < 0)
 		log_event("warning", "id=%s msg=\"unable to remove envelope\"",
 		    name);
 	unlock(st, name);

@@ -26,13 +26,22 @@ struct stage {
 		char name[256];
 		int fd;
 	} locks[STAGE_LOCKS];
+	struct {		/* the text of the input read last: a
+				 * stage_move that leaves it unchanged only
+				 * renames the file */
+		char name[256];
+		char *text;
+		size_t len;
+	} last;
 };
 
 /* Parses -1, names the log, blocks SIGTERM/SIGINT (delivered only while
  * waiting for work, so a message is never abandoned half-moved), raises
  * the stage's CPU priority (nice -5, when permitted: a single queue stage
- * must keep up with many session processes when the CPU is short) and
- * opens the input queue. Dies 100 on bad usage, 111 when the queue cannot open. */
+ * must keep up with many session processes when the CPU is short), opens
+ * the input queue and the stage's file pool in its tmp/ (lib/pool.h:
+ * finished inputs are reused for outputs instead of unlinked and
+ * created). Dies 100 on bad usage, 111 when the queue cannot open. */
 void stage_start(struct stage *st, const char *name, const char *queue,
     int argc, char **argv);
 
@@ -47,6 +56,8 @@ int stage_read(struct stage *st, const char *name, struct envelope *e);
 
 /* Writes e into queue `next` as NEWNAME. When NEWNAME differs from NAME the
  * content link msg/NEWNAME is made first. 0, or -1 with errno.
+ * The text goes into a file of the stage's pool (or a new one in tmp/),
+ * renamed to next's new/NEWNAME at the commit.
  * Group commit: the envelope is written into tmp/ now; its fsync, the
  * rename into new/ and the directory fsyncs are done for a batch of
  * outputs together, at the latest when the stage next asks stage_next for
@@ -57,8 +68,11 @@ int stage_pass(const struct spool *next, const char *name,
     const char *newname, const struct envelope *e);
 
 /* Hands the input NAME on to queue `next` under the same name, rewritten
- * as e: the input is rewritten in place (tmp, fsync, rename over new/NAME)
- * and then moved by one rename into next's new/. The envelope is thus in
+ * as e: the input is rewritten in place (a pool file written and fsync'ed
+ * takes the place of new/NAME by an exchange, the old file going to the
+ * pool; or tmp, fsync, rename over new/NAME) and then moved by one rename
+ * into next's new/. When e formats to the text stage_read read, nothing
+ * is written: the file is only moved. The envelope is thus in
  * exactly one queue at every moment, and its content link goes with it:
  * were it briefly in both, the next stage could finish it and free the
  * content while a re-run of this stage still meant to hand it on. Replaces
@@ -72,8 +86,9 @@ int stage_move(struct stage *st, const struct spool *next, const char *name,
 int stage_defer(struct stage *st, const char *name, const struct envelope *e,
     time_t when);
 
-/* Removes the input NAME from new/, and its content link unless the
- * envelope went on under the same name (keep_content). While outputs of
+/* Removes the input NAME from new/ (into the pool, or unlinked), and its
+ * content link unless the envelope went on under the same name
+ * (keep_content). While outputs of
  * stage_pass/stage_move (or stage_sync_dir) wait for their commit, the
  * removal waits with them. */
 void stage_done(struct stage *st, const char *name, int keep_content);

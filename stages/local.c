@@ -33,18 +33,44 @@
 #include "content.h"
 #include "log.h"
 #include "loglevel.h"
+#include "recycle.h"
 #include "root.h"
 #include "stage.h"
 #include "track.h"
 
-enum { COPY_CHUNK = 64 * 1024 };
+enum { COPY_CHUNK = 64 * 1024, LOCAL_MAILDIRS = 16 };
+
+/* A Maildir kept open between messages. */
+struct maildir {
+	char path[PATH_MAX];	/* "" for a free slot */
+	int tmpfd, newfd;
+	dev_t dev;		/* of new/ */
+	ino_t ino;
+	int is_spool_dev;	/* on the spool's device */
+};
 
 struct local {
 	struct stage st;
 	struct conf directory;
 	char host[256];
+	pid_t pid;
+	dev_t spool_dev;	/* of the recycled files, 0 when none */
 	unsigned deliveries;
+	struct maildir boxes[LOCAL_MAILDIRS];
+	unsigned nextbox;
 };
+
+/* 1 when the content spool/msg/NAME exists, 0 when not. */
+static int
+content_exists(const char *name)
+{
+	int fd = content_open(name);
+
+	if (fd < 0)
+		return 0;
+	close(fd);
+	return 1;
+}
 
 /* Outcome of one delivery attempt. */
 enum { DELIVERED, FAIL_TEMP, FAIL_PERM };
@@ -97,15 +123,12 @@ mkdir_p(const char *path)
 	return mkdir(tmp, 0700) < 0 && errno != EEXIST ? -1 : 0;
 }
 
-/* MAILDIR for a mailbox, creating it with tmp/ new/ cur/ when missing. */
+/* The path of a mailbox's Maildir: its maildir= (relative to the root, or
+ * absolute), default mailroot/MAILBOX/Maildir. */
 static int
-maildir_for(struct local *l, const char *box, const struct attrs *rec,
-    char *path, size_t cap)
+maildir_path(const char *box, const struct attrs *rec, char *path, size_t cap)
 {
 	const char *md = attrs_get(rec, "maildir");
-	static const char *subs[] = { "tmp", "new", "cur" };
-	char sub[PATH_MAX + 8];
-	size_t i;
 	int n;
 
 	if (md != NULL && md[0] == '/')
@@ -118,12 +141,88 @@ maildir_for(struct local *l, const char *box, const struct attrs *rec,
 		errno = ENAMETOOLONG;
 		return -1;
 	}
+	return 0;
+}
+
+static void
+maildir_close(struct maildir *m)
+{
+	if (m->path[0] != '\0') {
+		close(m->tmpfd);
+		close(m->newfd);
+	}
+	m->path[0] = '\0';
+}
+
+/* Opens MAILDIR's tmp/ and new/ into m, creating tmp/ new/ cur/ when
+ * missing. 0 or -1. */
+static int
+maildir_open(struct local *l, struct maildir *m, const char *path)
+{
+	static const char *subs[] = { "tmp", "new", "cur" };
+	char sub[PATH_MAX + 8];
+	struct stat st;
+	size_t i;
+
 	for (i = 0; i < 3; i++) {
 		snprintf(sub, sizeof sub, "%s/%s", path, subs[i]);
 		if (access(sub, F_OK) < 0 && mkdir_p(sub) < 0)
 			return -1;
 	}
+	snprintf(sub, sizeof sub, "%s/tmp", path);
+	if ((m->tmpfd = open(sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return -1;
+	snprintf(sub, sizeof sub, "%s/new", path);
+	if ((m->newfd = open(sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
+	    fstat(m->newfd, &st) < 0) {
+		int err = errno;
+		close(m->tmpfd);
+		if (m->newfd >= 0)
+			close(m->newfd);
+		errno = err;
+		return -1;
+	}
+	/* a recycled spool file can be renamed in only on the same device */
+	m->is_spool_dev = l->spool_dev != 0 && st.st_dev == l->spool_dev;
+	m->dev = st.st_dev;
+	m->ino = st.st_ino;
+	snprintf(m->path, sizeof m->path, "%s", path);
 	return 0;
+}
+
+/* Whether path/new is still the directory m holds open: an
+ * administrator may have moved the Maildir aside and made a new one. */
+static int
+maildir_is_current(const struct maildir *m)
+{
+	char sub[PATH_MAX + 8];
+	struct stat st;
+
+	snprintf(sub, sizeof sub, "%s/new", m->path);
+	if (stat(sub, &st) < 0)
+		return 0;
+	return st.st_ino == m->ino && st.st_dev == m->dev;
+}
+
+/* The Maildir at path, opened once and kept (its directories stay open
+ * across messages). NULL with errno on failure. */
+static struct maildir *
+maildir_get(struct local *l, const char *path)
+{
+	struct maildir *m;
+	size_t i;
+
+	for (i = 0; i < LOCAL_MAILDIRS; i++)
+		if (strcmp(l->boxes[i].path, path) == 0) {
+			m = &l->boxes[i];
+			if (maildir_is_current(m))
+				return m;
+			maildir_close(m);	/* moved or replaced meanwhile */
+			return maildir_open(l, m, path) < 0 ? NULL : m;
+		}
+	m = &l->boxes[l->nextbox++ % LOCAL_MAILDIRS];
+	maildir_close(m);
+	return maildir_open(l, m, path) < 0 ? NULL : m;
 }
 
 /* Bytes used in MAILDIR/new and MAILDIR/cur. */
@@ -151,39 +250,44 @@ maildir_usage(const char *maildir)
 	return total;
 }
 
-/* Copies the content to fd, CRLF -> LF unless binary. */
+/* Copies the content to fd after the head, CRLF -> LF unless binary;
+ * *len gets the bytes written. The head goes out with the first piece. */
 static int
-copy_content(int in, int out, int binary)
+copy_content(int in, int out, const struct buf *head, int binary, off_t *len)
 {
-	char buf[COPY_CHUNK], conv[COPY_CHUNK];
+	char buf[COPY_CHUNK], conv[COPY_CHUNK + 1024];
+	size_t m = head->len <= 1024 ? head->len : 0;
 	ssize_t n, i;
-	size_t m;
 	int held_cr = 0;
 
+	*len = head->len;
+	if (m == 0 && write_all(out, head->data, head->len) < 0)
+		return -1;
+	memcpy(conv, head->data, m);
 	while ((n = read(in, buf, sizeof buf)) > 0) {
-		if (binary) {
-			if (write_all(out, buf, n) < 0)
-				return -1;
-			continue;
-		}
-		m = 0;
-		if (held_cr && buf[0] != '\n')
+		if (held_cr && (binary || buf[0] != '\n'))
 			conv[m++] = '\r';
 		held_cr = 0;
 		for (i = 0; i < n; i++) {
-			if (buf[i] == '\r' && i + 1 == n) {
+			if (!binary && buf[i] == '\r' && i + 1 == n) {
 				held_cr = 1;	/* its LF may start the next chunk */
 				break;
 			}
-			if (buf[i] == '\r' && buf[i + 1] == '\n')
+			if (!binary && buf[i] == '\r' && buf[i + 1] == '\n')
 				continue;
 			conv[m++] = buf[i];
 		}
 		if (write_all(out, conv, m) < 0)
 			return -1;
+		*len += m;
+		m = 0;
 	}
-	if (n < 0 || (held_cr && write_all(out, "\r", 1) < 0))
+	if (n < 0 || (m > 0 && write_all(out, conv, m) < 0))
 		return -1;
+	*len += m;
+	if (held_cr && write_all(out, "\r", 1) < 0)
+		return -1;
+	*len += held_cr;
 	return 0;
 }
 
@@ -195,54 +299,76 @@ unique_name(struct local *l, char *buf, size_t cap)
 
 	gettimeofday(&tv, NULL);
 	snprintf(buf, cap, "%lld.M%ldP%dQ%u.%s", (long long)tv.tv_sec,
-	    (long)tv.tv_usec, (int)getpid(), ++l->deliveries, l->host);
+	    (long)tv.tv_usec, (int)l->pid, ++l->deliveries, l->host);
 }
 
-/* Writes one copy into MAILDIR/tmp, then links it into new/. */
+/* The file a copy is written into: a recycled spool file (renamed into
+ * new/ from the spool's tmp/: no file is created), else MAILDIR/tmp/UNIQ.
+ * Its directory and name go to *dir and file; *old is its present size. */
 static int
-maildir_write(struct local *l, const char *maildir, const char *name,
+copy_open(const struct maildir *m, const char *uniq, int *dir,
+    char *file, size_t cap, off_t *old)
+{
+	char spare[RECYCLE_NAME_MAX];
+	int fd;
+
+	*old = 0;
+	if (m->is_spool_dev && ((fd = recycle_take(spare, old)) >= 0 ||
+	    (fd = recycle_create(spare)) >= 0)) {
+		*dir = recycle_dir();
+		snprintf(file, cap, "%s", spare);
+		return fd;
+	}
+	*dir = m->tmpfd;
+	snprintf(file, cap, "%s", uniq);
+	return openat(m->tmpfd, uniq, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+	    0600);
+}
+
+/* Writes one copy, fsyncs it and renames it into new/ (never over a
+ * message: RENAME_NOREPLACE, the Maildir rule that link(2) kept). */
+static int
+maildir_write(struct local *l, struct maildir *m, const char *name,
     const struct envelope *e, const struct rcpt *r)
 {
-	char uniq[512], tmp[PATH_MAX + 600], dst[PATH_MAX + 600], dir[PATH_MAX + 8];
+	char uniq[512], file[512];
 	struct buf head = BUF_INIT;
 	const char *body = envelope_get(e, "body");
-	int in, out, dfd, err, rc = -1;
+	int in, out, dir, err, rc = -1;
+	off_t old, len;
 
 	unique_name(l, uniq, sizeof uniq);
-	snprintf(tmp, sizeof tmp, "%s/tmp/%s", maildir, uniq);
-	snprintf(dst, sizeof dst, "%s/new/%s", maildir, uniq);
 	if ((in = content_open(name)) < 0)
 		return -1;
-	if ((out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0)
+	if ((out = copy_open(m, uniq, &dir, file, sizeof file, &old)) < 0)
 		goto out_in;
 	buf_printf(&head, "Return-Path: <%s>\nDelivered-To: %s\n",
 	    e->sender ? e->sender : "", r->addr);
-	if (head.data == NULL || write_all(out, head.data, head.len) < 0 ||
-	    copy_content(in, out, body && strcmp(body, "BINARYMIME") == 0) < 0 ||
-	    fsync(out) < 0)
+	if (head.data == NULL || copy_content(in, out, &head,
+	    body && strcmp(body, "BINARYMIME") == 0, &len) < 0 ||
+	    (old > len && ftruncate(out, len) < 0) || fsync(out) < 0)
 		goto out_unlink;
 	if (close(out) < 0) {
 		out = -1;
 		goto out_unlink;
 	}
 	out = -1;
-	/* link, not rename: the Maildir way to never overwrite a message */
-	if (link(tmp, dst) < 0)
+	if (renameat2(dir, file, m->newfd, uniq, RENAME_NOREPLACE) < 0)
 		goto out_unlink;
-	unlink(tmp);
-	snprintf(dir, sizeof dir, "%s/new", maildir);
-	if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-		goto out_in;
+	if (dir != m->tmpfd)
+		recycle_drop(file, 0);	/* it is the message now */
 	/* group commit: new/ is fsync'ed once for the messages delivered
 	 * together, before their envelopes leave spool/local (stage_done) */
-	rc = stage_sync_dir(dfd);
-	close(dfd);
+	rc = stage_sync_dir(m->newfd);
 	goto out_in;
 out_unlink:
 	err = errno;
 	if (out >= 0)
 		close(out);
-	unlink(tmp);
+	if (dir != m->tmpfd)
+		recycle_drop(file, 1);
+	else
+		unlinkat(dir, file, 0);
 	errno = err;
 out_in:
 	err = errno;
@@ -250,6 +376,30 @@ out_in:
 	buf_free(&head);
 	errno = err;
 	return rc;
+}
+
+/* Writes the copy into the Maildir at path; a kept Maildir that is gone
+ * meanwhile (ENOENT) is opened again once. */
+static int
+maildir_deliver(struct local *l, const char *path, const char *name,
+    const struct envelope *e, const struct rcpt *r)
+{
+	struct maildir *m;
+
+	if ((m = maildir_get(l, path)) == NULL)
+		return -1;
+	if (maildir_write(l, m, name, e, r) == 0)
+		return 0;
+	if (errno != ENOENT)
+		return -1;
+	if (!content_exists(name)) {
+		errno = ENOENT;
+		return -1;
+	}
+	maildir_close(m);
+	if ((m = maildir_get(l, path)) == NULL)
+		return -1;
+	return maildir_write(l, m, name, e, r);
 }
 
 static int
@@ -260,7 +410,7 @@ deliver_one(struct local *l, const char *name, const struct envelope *e,
 	char key[600], maildir[PATH_MAX];
 	const char *box = rcpt_get(r, "box"), *quota;
 	long long limit, size;
-	int rc;
+	int rc, err;
 
 	if (box == NULL || snprintf(key, sizeof key, "mailbox:%s", box) >= (int)sizeof key)
 		return outcome_set(o, FAIL_PERM, "5.1.1",
@@ -271,7 +421,7 @@ deliver_one(struct local *l, const char *name, const struct envelope *e,
 	if (rc == 0)
 		return outcome_set(o, FAIL_PERM, "5.1.1",
 		    "550 5.1.1 <%s>: mailbox %s does not exist", r->addr, box);
-	rc = maildir_for(l, box, &rec, maildir, sizeof maildir);
+	rc = maildir_path(box, &rec, maildir, sizeof maildir);
 	quota = attrs_get(&rec, "quota");
 	limit = quota != NULL ? conf_parse_size(quota) : 0;
 	attrs_free(&rec);
@@ -281,13 +431,15 @@ deliver_one(struct local *l, const char *name, const struct envelope *e,
 	if (limit > 0 && maildir_usage(maildir) + size > limit)
 		return outcome_set(o, FAIL_PERM, "5.2.2",
 		    "552 5.2.2 <%s>: mailbox full", r->addr);
-	if (maildir_write(l, maildir, name, e, r) == 0)
+	if (maildir_deliver(l, maildir, name, e, r) == 0)
 		return outcome_set(o, DELIVERED, "2.0.0",
 		    "250 2.0.0 delivered to %s", box);
 write_error:
-	if (errno == ENOENT && content_open(name) < 0)
+	err = errno;
+	if (err == ENOENT && !content_exists(name))
 		return outcome_set(o, FAIL_TEMP, "4.3.0",
 		    "451 4.3.0 message content missing");
+	errno = err;
 	if (temp_errno(errno) || errno == EACCES || errno == ENOENT)
 		return outcome_set(o, FAIL_TEMP, errno == ENOSPC ? "4.3.1" : "4.2.0",
 		    "451 %s %s", errno == ENOSPC ? "4.3.1" : "4.2.0", strerror(errno));
@@ -316,10 +468,10 @@ static void
 expire_check(const struct envelope *e, struct outcome *o)
 {
 	const char *arrived = envelope_get(e, "arrived");
-	long long expire = conf_setting_time("expire", 2 * 86400);
 
 	if (o->kind == FAIL_TEMP && arrived != NULL &&
-	    time(NULL) - strtoll(arrived, NULL, 10) > expire) {
+	    time(NULL) - strtoll(arrived, NULL, 10) >
+	    conf_setting_time("expire", 2 * 86400)) {
 		char reason[sizeof o->reason];
 		snprintf(reason, sizeof reason, "%s", o->reason);
 		outcome_set(o, FAIL_PERM, "4.4.7",
@@ -435,6 +587,16 @@ local_one(struct local *l, const char *name)
 	envelope_free(&e);
 }
 
+/* The device of the recycled files: Maildirs on it get those. */
+static void
+local_spool_dev(struct local *l)
+{
+	struct stat st;
+
+	if (recycle_dir() >= 0 && fstat(recycle_dir(), &st) == 0)
+		l->spool_dev = st.st_dev;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -442,6 +604,8 @@ main(int argc, char **argv)
 	char name[256];
 
 	stage_start(&l.st, "local", "local", argc, argv);
+	l.pid = getpid();
+	local_spool_dev(&l);
 	if (conf_open(&l.directory, "directory") < 0)
 		die(EXIT_TEMP, errno, "unable to open cdb/directory.cdb");
 	if (gethostname(l.host, sizeof l.host) < 0)
