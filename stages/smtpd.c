@@ -3,8 +3,8 @@
  * 8BITMIME, BINARYMIME, CHUNKING, SMTPUTF8, STARTTLS, AUTH,
  * ENHANCEDSTATUSCODES, ETRN, ATRN).
  *
- * usage   bh-smtpd [-s SERVER]     listen on the server's listen= addresses,
- *                                  one process per connection
+ * usage   bh-smtpd [-s SERVER]     listen on the server's listen= addresses;
+ *                                  session processes serve the connections
  *         bh-smtpd [-s SERVER] -i  one session on stdin/stdout (inetd style;
  *                                  the peer is $TCPREMOTEIP when not a socket)
  * reads   the SMTP session; spool/remote/{hold,retry}/ (ETRN, ATRN)
@@ -1990,15 +1990,31 @@ session_admit(struct session *s)
 	return 0;
 }
 
+/* The files a session reads, opened by a process's first session and
+ * brought up to date (a rebuilt .cdb) by each later one. */
 static void
 session_open_config(void)
 {
-	if (directory_open(&dir) < 0)
+	static int is_dir_open, is_connectors_open, is_filters_open;
+
+	if (is_dir_open && directory_refresh(&dir) < 0) {
+		directory_close(&dir);
+		is_dir_open = 0;
+	}
+	if (!is_dir_open && !(is_dir_open = directory_open(&dir) == 0))
 		log_event("warning", "msg=\"directory unavailable\" error=%s",
 		    log_quote(strerror(errno)));
-	if (connectors_open(&connectors) < 0)
+	if (is_connectors_open && connectors_refresh(&connectors) < 0) {
+		connectors_free(&connectors);
+		is_connectors_open = 0;
+	}
+	if (!is_connectors_open &&
+	    !(is_connectors_open = connectors_open(&connectors) == 0))
 		log_event("warning", "msg=\"connectors unavailable\"");
-	conf_open(&filters_cdb, "filters");
+	if (is_filters_open)
+		conf_refresh(&filters_cdb);
+	else
+		is_filters_open = conf_open(&filters_cdb, "filters") == 0;
 	trace_setup();
 }
 
@@ -2009,6 +2025,11 @@ session_run(struct server *srv, int rfd, int wfd, const char *peer)
 	static struct session s;
 	const char *banner = server_get(srv, "banner");
 
+	/* a session process serves one connection after another: nothing of
+	 * the last one may remain */
+	if (s.tls_ctx != NULL)
+		SSL_CTX_free(s.tls_ctx);
+	memset(&s, 0, sizeof s);
 	s.srv = srv;
 	s.net = &net;
 	s.fd = -1;
@@ -2032,17 +2053,179 @@ session_run(struct server *srv, int rfd, int wfd, const char *peer)
 		    s.nmessages);
 }
 
-/* ---- listening: one process per connection ---- */
+/* ---- listening: session processes that serve connections in turn ----
+ *
+ * The listener accepts, applies the connection limits and hands each
+ * connection to a session process: an idle one when there is one (the
+ * descriptor goes over the process's control socket), else a new fork.
+ * A session process that has finished a connection says so with one byte
+ * and waits for the next. Only the listener ends an idle process (it
+ * closes the control socket), so a connection is never handed to a
+ * process on its way out: after PROC_IDLE_SEC without work, on SIGHUP and
+ * at a stop. A process serves at most PROC_USES connections, then exits.
+ * A fork and an exit per connection were half of bh-smtpd's cost per
+ * message (bench/results.md); Postfix's smtpd processes live the same way. */
+enum { PROC_USES = 100, PROC_IDLE_SEC = 30 };
 
 struct child {
 	pid_t pid;
-	char ip[INET6_ADDRSTRLEN];
+	int ctl;		/* our end of its control socket; -1 none */
+	int is_idle;		/* waiting for a connection */
+	int is_leaving;		/* told to go (or went): serves nothing more */
+	time_t idle_since;
+	char ip[INET6_ADDRSTRLEN];	/* the peer it serves */
 };
 
 static struct child *children;
 static size_t nchildren, children_cap;
 static int wake_pipe[2] = { -1, -1 };
 static volatile sig_atomic_t is_stopping, is_reload;
+
+/* In a session process, between connections: waits for the next one.
+ * Its descriptor (the peer's address in ip), or -1: the listener closed
+ * the control socket, or a stop was requested. */
+static int
+proc_next(int ctl, char *ip, size_t cap)
+{
+	union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } u;
+	char data[INET6_ADDRSTRLEN];
+	struct iovec iov = { data, sizeof data - 1 };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
+	    .msg_control = u.buf, .msg_controllen = sizeof u.buf };
+	struct pollfd p = { ctl, POLLIN, 0 };
+	struct cmsghdr *c;
+	sigset_t none;
+	ssize_t n;
+	int fd = -1;
+
+	sigemptyset(&none);	/* SIGTERM may end the wait */
+	while (ppoll(&p, 1, NULL, &none) < 0)
+		if (errno != EINTR || session_stopping)
+			return -1;
+	if (session_stopping || (n = recvmsg(ctl, &m, MSG_CMSG_CLOEXEC)) <= 0)
+		return -1;
+	data[n] = '\0';
+	for (c = CMSG_FIRSTHDR(&m); c != NULL; c = CMSG_NXTHDR(&m, c))
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+		    c->cmsg_len == CMSG_LEN(sizeof fd))
+			memcpy(&fd, CMSG_DATA(c), sizeof fd);
+	snprintf(ip, cap, "%s", data);
+	return fd;
+}
+
+/* A session process's life: the connection it was forked for, then the
+ * ones the listener hands it, with servers.cdb read again for each. */
+static _Noreturn void
+proc_serve(struct server *srv, int fd, const char *ip, int ctl)
+{
+	char next[INET6_ADDRSTRLEN];
+	int uses;
+
+	for (uses = 1;; uses++) {
+		session_run(srv, fd, fd, ip);
+		/* free before the peer sees the close: a client that connects
+		 * again at once finds this process idle */
+		if (uses >= PROC_USES || session_stopping || ctl < 0 ||
+		    write(ctl, "i", 1) != 1) {
+			close(fd);
+			break;
+		}
+		close(fd);
+		if ((fd = proc_next(ctl, next, sizeof next)) < 0)
+			break;
+		ip = next;
+		server_load(srv, srv->name);
+	}
+	exit(EXIT_DONE);
+}
+
+/* Hands connection fd to an idle session process. 0, or -1 (it is gone). */
+static int
+proc_send(int ctl, int fd, const char *ip)
+{
+	union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } u;
+	struct iovec iov = { (void *)ip, strlen(ip) + 1 };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1,
+	    .msg_control = u.buf, .msg_controllen = sizeof u.buf };
+	struct cmsghdr *c;
+
+	memset(&u, 0, sizeof u);
+	c = CMSG_FIRSTHDR(&m);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof fd);
+	memcpy(CMSG_DATA(c), &fd, sizeof fd);
+	return sendmsg(ctl, &m, MSG_NOSIGNAL) < 0 ? -1 : 0;
+}
+
+/* Ends an idle process (it sees the control socket close and exits), or
+ * forgets the control socket of one that is leaving anyway. */
+static void
+child_leave(struct child *c)
+{
+	if (c->ctl >= 0)
+		close(c->ctl);
+	c->ctl = -1;
+	c->is_idle = 0;
+	c->is_leaving = 1;
+	c->ip[0] = '\0';
+}
+
+/* Ends the idle processes: all of them, or those idle since before t. */
+static void
+proc_trim(time_t t, int all)
+{
+	size_t i;
+
+	for (i = 0; i < nchildren; i++)
+		if (children[i].is_idle && (all || children[i].idle_since <= t))
+			child_leave(&children[i]);
+}
+
+/* The most recently idle process (its pages are the warmest), or NULL. */
+static struct child *
+proc_idle(void)
+{
+	struct child *best = NULL;
+	size_t i;
+
+	for (i = 0; i < nchildren; i++)
+		if (children[i].is_idle && (best == NULL ||
+		    children[i].idle_since >= best->idle_since))
+			best = &children[i];
+	return best;
+}
+
+/* A control socket is readable: its process is idle now, or leaving. */
+static void
+proc_message(struct child *c)
+{
+	char b;
+	ssize_t n = recv(c->ctl, &b, 1, MSG_DONTWAIT);
+
+	if (n == 1) {
+		c->is_idle = 1;
+		c->idle_since = time(NULL);
+		c->ip[0] = '\0';
+	} else if (n == 0 || (errno != EAGAIN && errno != EINTR))
+		child_leave(c);
+}
+
+/* Milliseconds until the oldest idle process is due to end; -1 none. */
+static int
+proc_timeout(void)
+{
+	time_t now = time(NULL), due = 0;
+	size_t i;
+
+	for (i = 0; i < nchildren; i++)
+		if (children[i].is_idle && (due == 0 ||
+		    children[i].idle_since + PROC_IDLE_SEC < due))
+			due = children[i].idle_since + PROC_IDLE_SEC;
+	if (due == 0)
+		return -1;
+	return due > now ? (int)(due - now) * 1000 : 0;
+}
 
 static void
 on_signal(int sig)
@@ -2066,18 +2249,22 @@ children_reap(void)
 	while ((pid = waitpid(-1, NULL, WNOHANG)) > 0)
 		for (i = 0; i < nchildren; i++)
 			if (children[i].pid == pid) {
+				if (children[i].ctl >= 0)
+					close(children[i].ctl);
 				children[i] = children[--nchildren];
 				break;
 			}
 }
 
+/* Connections being served: in all, or from ip. */
 static size_t
-children_from(const char *ip)
+children_busy(const char *ip)
 {
 	size_t i, n = 0;
 
 	for (i = 0; i < nchildren; i++)
-		n += strcmp(children[i].ip, ip) == 0;
+		n += !children[i].is_idle && !children[i].is_leaving &&
+		    (ip == NULL || strcmp(children[i].ip, ip) == 0);
 	return n;
 }
 
@@ -2160,32 +2347,88 @@ refuse_busy(const struct server *srv, int fd, const char *ip, const char *why)
 	close(fd);
 }
 
+/* Room for one more child in the table. 0, or -1. */
+static int
+children_room(void)
+{
+	struct child *c;
+	size_t cap = children_cap ? children_cap * 2 : 64;
+
+	if (nchildren < children_cap)
+		return 0;
+	if ((c = realloc(children, cap * sizeof *c)) == NULL)
+		return -1;
+	children = c;
+	children_cap = cap;
+	return 0;
+}
+
+/* In the new process: nothing of the listener's stays open. */
+static void
+child_setup(int ctl_other)
+{
+	size_t i;
+
+	for (i = 0; i < nlisteners; i++)
+		close(listeners[i].fd);
+	for (i = 0; i < nchildren; i++)
+		if (children[i].ctl >= 0)
+			close(children[i].ctl);
+	if (ctl_other >= 0)
+		close(ctl_other);
+	close(wake_pipe[0]);
+	close(wake_pipe[1]);
+	signal(SIGINT, SIG_DFL);
+	signal(SIGHUP, SIG_DFL);
+	signal(SIGCHLD, SIG_DFL);
+	session_signals();
+}
+
 static void
 child_start(struct server *srv, int fd, const char *ip)
 {
-	pid_t pid = fork();
-	size_t i;
+	int sv[2] = { -1, -1 };
+	pid_t pid;
 
-	if (pid < 0) {
+	/* without a control socket the process serves this one connection */
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		sv[0] = sv[1] = -1;
+	if (children_room() < 0 || (pid = fork()) < 0) {
+		if (sv[0] >= 0) {
+			close(sv[0]);
+			close(sv[1]);
+		}
 		refuse_busy(srv, fd, ip, "");
 		return;
 	}
 	if (pid == 0) {
-		for (i = 0; i < nlisteners; i++)
-			close(listeners[i].fd);
-		close(wake_pipe[0]);
-		close(wake_pipe[1]);
-		signal(SIGINT, SIG_DFL);
-		signal(SIGHUP, SIG_DFL);
-		signal(SIGCHLD, SIG_DFL);
-		session_signals();
-		session_run(srv, fd, fd, ip);
-		exit(EXIT_DONE);
+		child_setup(sv[0]);
+		proc_serve(srv, fd, ip, sv[1]);
 	}
-	children[nchildren].pid = pid;
+	if (sv[1] >= 0)
+		close(sv[1]);
+	children[nchildren] = (struct child){ .pid = pid, .ctl = sv[0] };
 	snprintf(children[nchildren].ip, sizeof children[0].ip, "%s", ip);
 	nchildren++;
 	close(fd);
+}
+
+/* An idle process takes the connection, else a new one is forked. */
+static void
+child_assign(struct server *srv, int fd, const char *ip)
+{
+	struct child *c;
+
+	while ((c = proc_idle()) != NULL) {
+		if (proc_send(c->ctl, fd, ip) == 0) {
+			c->is_idle = 0;
+			snprintf(c->ip, sizeof c->ip, "%s", ip);
+			close(fd);
+			return;
+		}
+		child_leave(c);
+	}
+	child_start(srv, fd, ip);
 }
 
 static void
@@ -2210,22 +2453,12 @@ accept_one(struct server *srv, int lfd)
 	net_peer_text(&ss, ip, sizeof ip);
 	children_reap();
 	server_load(srv, srv->name);	/* limits as configured now */
-	if ((size_t)srv->max_connections + 1 > children_cap) {
-		struct child *c = realloc(children, (srv->max_connections + 1) *
-		    sizeof *c);
-		if (c == NULL) {
-			refuse_busy(srv, fd, ip, "");
-			return;
-		}
-		children = c;
-		children_cap = srv->max_connections + 1;
-	}
-	if (nchildren >= (size_t)srv->max_connections)
+	if (children_busy(NULL) >= (size_t)srv->max_connections)
 		refuse_busy(srv, fd, ip, "");
-	else if (children_from(ip) >= (size_t)srv->max_per_ip)
+	else if (children_busy(ip) >= (size_t)srv->max_per_ip)
 		refuse_busy(srv, fd, ip, " from your address");
 	else
-		child_start(srv, fd, ip);
+		child_assign(srv, fd, ip);
 }
 
 static void
@@ -2245,44 +2478,86 @@ signals_setup(void)
 	sigaction(SIGHUP, &sa, NULL);
 }
 
+/* The poll set: listeners, the wake pipe, then every control socket (its
+ * child's index in who[]). The number of entries. */
+static size_t
+poll_set(struct pollfd **p, size_t **who, size_t *cap)
+{
+	size_t n, i, need = nlisteners + 1 + nchildren;
+
+	if (need > *cap) {
+		struct pollfd *np = realloc(*p, need * sizeof **p);
+		size_t *nw = np ? realloc(*who, need * sizeof **who) : NULL;
+		if (np != NULL)
+			*p = np;
+		if (nw == NULL)
+			die(EXIT_TEMP, ENOMEM, "out of memory");
+		*who = nw;
+		*cap = need;
+	}
+	for (n = 0; n < nlisteners; n++)
+		(*p)[n] = (struct pollfd){ listeners[n].fd, POLLIN, 0 };
+	(*p)[n++] = (struct pollfd){ wake_pipe[0], POLLIN, 0 };
+	for (i = 0; i < nchildren; i++)
+		if (children[i].ctl >= 0) {
+			(*who)[n] = i;
+			(*p)[n++] = (struct pollfd){ children[i].ctl, POLLIN, 0 };
+		}
+	return n;
+}
+
+/* Lets the sessions in progress finish; idle processes just end. */
+static void
+serve_stop(const struct server *srv)
+{
+	size_t i;
+
+	for (i = 0; i < nlisteners; i++)
+		close(listeners[i].fd);
+	children_reap();
+	proc_trim(0, 1);
+	log_event("stopping", "server=%s sessions=%zu", log_quote(srv->name),
+	    children_busy(NULL));
+	for (i = 0; i < nchildren; i++)
+		kill(children[i].pid, SIGTERM);	/* end at their next idle point */
+	while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
+		;
+}
+
 /* Accepts until SIGTERM, then lets the sessions in progress finish. */
 static void
 serve(struct server *srv)
 {
-	struct pollfd p[LISTEN_MAX + 1];
+	static struct pollfd *p;
+	static size_t *who, cap;
 	size_t n, i;
 	char drain[64];
 
 	listen_update(srv, 1);
 	priv_drop();	/* the ports are bound: nothing else needs root */
 	while (!is_stopping) {
-		for (n = 0; n < nlisteners; n++)
-			p[n] = (struct pollfd){ listeners[n].fd, POLLIN, 0 };
-		p[n] = (struct pollfd){ wake_pipe[0], POLLIN, 0 };
-		if (poll(p, n + 1, -1) < 0 && errno != EINTR)
+		n = poll_set(&p, &who, &cap);
+		if (poll(p, n, proc_timeout()) < 0 && errno != EINTR)
 			die(EXIT_TEMP, errno, "poll");
-		if (p[n].revents)
+		if (p[nlisteners].revents)
 			while (read(wake_pipe[0], drain, sizeof drain) > 0)
 				;
+		for (i = nlisteners + 1; i < n; i++)
+			if (p[i].revents && children[who[i]].ctl == p[i].fd)
+				proc_message(&children[who[i]]);
 		children_reap();
-		for (i = 0; i < n && !is_stopping && !is_reload; i++)
+		proc_trim(time(NULL) - PROC_IDLE_SEC, 0);
+		for (i = 0; i < nlisteners && !is_stopping && !is_reload; i++)
 			if (p[i].revents & POLLIN)
 				accept_one(srv, listeners[i].fd);
 		if (is_reload && !is_stopping) {
 			is_reload = 0;
+			proc_trim(0, 1);	/* new sessions start from the new files */
 			if (server_load(srv, srv->name) == 1)
 				listen_update(srv, 0);
 		}
 	}
-	for (i = 0; i < nlisteners; i++)
-		close(listeners[i].fd);
-	children_reap();
-	log_event("stopping", "server=%s sessions=%zu", log_quote(srv->name),
-	    nchildren);
-	for (i = 0; i < nchildren; i++)
-		kill(children[i].pid, SIGTERM);	/* end at their next idle point */
-	while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
-		;
+	serve_stop(srv);
 }
 
 /* inetd style: the peer from the socket, else $TCPREMOTEIP (ucspi-tcp). */
