@@ -25,6 +25,7 @@
 #include "deliver.h"
 #include "dest.h"
 #include "log.h"
+#include "loglevel.h"
 #include "outcome.h"
 #include "spool.h"
 
@@ -32,6 +33,12 @@
  * allows 256); the DSN parameters are short by their RFCs (ENVID 100,
  * ORCPT 500) and are cut to fit. */
 enum { LONG_ADDR = 512 };
+
+/* How a message's transaction ended when not with the session usable:
+ * lost (recipients without a reply keep their state), MAIL refused (every
+ * recipient has its outcome), or stale: a kept session was found closed
+ * before MAIL was answered (nothing happened: worth a new session). */
+enum { SESSION_LOST = -1, MAIL_REFUSED = -2, SESSION_STALE = -3 };
 
 /* ---- one connection: what to say, and opening it ---- */
 
@@ -195,6 +202,7 @@ session_open(struct deliver_link *l)
 			    l->timeout_cap);
 			if (rc == 220 && (rc = deliver_hello(l, try_tls)) == 0) {
 				l->is_open = 1;
+				l->is_reused = 0;
 				snprintf(l->mta, sizeof l->mta, "%s", c->host);
 				return 0;
 			}
@@ -307,8 +315,9 @@ rset(struct client *c)
 }
 
 /* MAIL and the RCPTs, pipelined (with DATA when not BDAT) when the server
- * allows. The number of accepted recipients (in ok[]), -2 when MAIL was
- * refused (every recipient has its outcome), -1 when the session is lost. */
+ * allows. The number of accepted recipients (in ok[]), MAIL_REFUSED,
+ * SESSION_LOST, or SESSION_STALE: a kept session ended before MAIL had
+ * its answer (the peer timed it out: gone, or 421). */
 static int
 envelope_commands(struct deliver_link *l, struct envelope *e, long long size,
     size_t *idx, size_t n, size_t *ok, int with_data)
@@ -326,8 +335,12 @@ envelope_commands(struct deliver_link *l, struct envelope *e, long long size,
 		if (with_data)
 			client_queue(c, "DATA");
 	}
+	/* a peer that is merely slow is not worth a second session */
 	if ((code = client_reply(c, CLIENT_T_MAIL)) < 0)
-		return -1;
+		return l->is_reused && errno != ETIMEDOUT && !spool_stop_requested ?
+		    SESSION_STALE : SESSION_LOST;
+	if (code == 421 && l->is_reused)
+		return SESSION_STALE;
 	if (code / 100 != 2) {
 		for (i = 0; i < n; i++)
 			outcome_rcpt(e, &e->rcpt[idx[i]], code / 100 == 5 ? 5 : 4,
@@ -335,8 +348,8 @@ envelope_commands(struct deliver_link *l, struct envelope *e, long long size,
 		/* drain the pipelined RCPT and DATA replies */
 		for (i = 0; c->has_pipelining && i < n + (with_data != 0); i++)
 			if (client_reply(c, CLIENT_T_RCPT) < 0)
-				return -1;
-		return -2;
+				return SESSION_LOST;
+		return MAIL_REFUSED;
 	}
 	for (i = 0; i < n; i++) {
 		if (!c->has_pipelining && queue_rcpt(c, &e->rcpt[idx[i]]) < 0)
@@ -349,7 +362,7 @@ envelope_commands(struct deliver_link *l, struct envelope *e, long long size,
 }
 
 /* The transaction: MAIL, RCPTs, then DATA or BDAT. 0 the session may go
- * on, -1 it is lost (recipients without a reply keep their state). */
+ * on, SESSION_LOST or SESSION_STALE. */
 static int
 transaction(struct deliver_link *l, struct envelope *e, int fd, long long size,
     size_t *idx, size_t n, size_t *ok)
@@ -361,7 +374,7 @@ transaction(struct deliver_link *l, struct envelope *e, int fd, long long size,
 	size_t i;
 
 	if ((nok = envelope_commands(l, e, size, idx, n, ok, with_data)) < 0)
-		return nok == -2 ? rset(c) : -1;
+		return nok == MAIL_REFUSED ? rset(c) : nok;
 	if (!use_bdat) {
 		if (!with_data && nok == 0)
 			return rset(c);
@@ -400,7 +413,8 @@ too_many(const struct rcpt *r)
 	    strncmp(reason, "452", 3) == 0;
 }
 
-/* Delivers e's active recipients over the open session. 0 or -1 (lost). */
+/* Delivers e's active recipients over the open session. 0, SESSION_LOST,
+ * or SESSION_STALE (only before anything of e was sent). */
 static int
 deliver_message(struct deliver_link *l, struct envelope *e, const char *name)
 {
@@ -448,6 +462,8 @@ deliver_message(struct deliver_link *l, struct envelope *e, const char *name)
 			break;
 		last_n = n;
 		rc = transaction(l, e, fd, sb.st_size, idx, n, ok);
+		if (rc == SESSION_STALE && round > 0)
+			rc = SESSION_LOST;	/* some recipients have outcomes */
 	}
 	free(idx);
 	free(ok);
@@ -490,6 +506,7 @@ void
 deliver_attempt(struct deliver_link *l, struct envelope *e, const char *name)
 {
 	const char *hops = envelope_get(e, "hops");
+	int rc;
 
 	if (l->resolved < 0) {
 		l->resolved = hops == NULL ? 0 : dns_resolve_hops(hops, l->port,
@@ -518,12 +535,36 @@ deliver_attempt(struct deliver_link *l, struct envelope *e, const char *name)
 	rate_wait(l);
 	if (spool_stop_requested)
 		return;
-	if (deliver_message(l, e, name) < 0) {
+	if ((rc = deliver_message(l, e, name)) == SESSION_STALE) {
+		log_detail(LOGLEVEL_MEDIUM, "connect", "host=%s msg=\"kept session "
+		    "was closed: connecting again\"", log_quote(l->mta));
+		client_close(&l->c, 0);
+		l->is_open = 0;
+		if (session_open(l) < 0) {
+			outcome_all_active(e, 4, temp_status(l->status), l->reason,
+			    l->mta);
+			return;
+		}
+		rc = deliver_message(l, e, name);	/* a new session: not stale */
+	}
+	if (rc < 0) {
 		link_error(l, &l->c);
 		client_close(&l->c, 0);
 		l->is_open = 0;
 		if (!spool_stop_requested)
 			outcome_all_active(e, 4, temp_status(l->status), l->reason, l->mta);
-	}
+	} else
+		l->is_reused = 1;
 	l->last_send = time(NULL);
+}
+
+void
+deliver_idle_lost(struct deliver_link *l)
+{
+	log_detail(LOGLEVEL_MEDIUM, "connect", "host=%s msg=\"kept session "
+	    "closed by the peer\"", log_quote(l->mta));
+	/* QUIT all the same: what woke us may not have been the end */
+	client_close(&l->c, 1);
+	l->is_open = 0;
+	l->is_reused = 0;
 }

@@ -24,6 +24,7 @@ struct deliver_link {
 	int resolved;		/* 1 hosts, 0 none (hosts.code), -1 not yet */
 	struct client c;
 	int is_open, failed;	/* failed: no host took a session: stop trying */
+	int is_reused;		/* the open session has carried a message */
 	char status[16], reason[CLIENT_REPLY_MAX], mta[300];
 	time_t last_send;
 };
@@ -46,8 +47,15 @@ int deliver_hello(struct deliver_link *l, int try_tls);
 /* Resolves and connects as needed (once per link), waits for the rate,
  * then delivers e's active recipients. Each gets an outcome, unless a
  * stop was requested. l->is_open, l->status and l->reason tell the
- * worker how the destination fared. */
+ * worker how the destination fared. A session kept from earlier messages
+ * that turns out closed before MAIL was answered (the peer ended an idle
+ * connection, or says 421) is opened again once and e goes over the new
+ * one: a kept connection never defers mail by itself. */
 void deliver_attempt(struct deliver_link *l, struct envelope *e,
     const char *name);
+
+/* The open session's connection became readable while idle (the peer
+ * closed it or said 421): it is closed; the next attempt connects again. */
+void deliver_idle_lost(struct deliver_link *l);
 
 #endif

@@ -1,8 +1,19 @@
 /*
  * dispatch: bh-remote's scheduler (see dispatch.h). It never touches the
  * network: it watches spool/remote/new (inotify), groups the waiting
- * envelopes by destination and forks one worker per connection, within
- * max-remote and max-remote-per-domain (1 when the connector has rate=).
+ * envelopes by destination and hands them to workers, one per connection,
+ * within max-remote and max-remote-per-domain (1 when the connector has
+ * rate=): to an idle worker of that destination first, else to a new one.
+ *
+ * The pipes: the scheduler writes a batch as one name a line and an empty
+ * line; the worker answers "0\n" (settled) or "1\n" once every envelope of
+ * it is settled, then waits for the next batch. A batch is at most
+ * CHAN_MAX bytes and is only written to a worker that has answered the
+ * last one (or is new), so the pipe is empty and the write never blocks
+ * for long. A worker that stops after a batch (its link failed, or it had
+ * trouble) exits without answering: its exit status settles the batch, as
+ * does a crash. Only the scheduler ends an idle worker, by closing the
+ * pipe: a worker never exits just as it is handed a batch.
  */
 #include <errno.h>
 #include <limits.h>
@@ -12,8 +23,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "conf.h"
@@ -23,7 +36,10 @@
 #include "root.h"
 #include "dispatch.h"
 
-enum { BATCH_MAX = 100, HASH_SIZE = 4096, COOL_SEC = 60 };
+enum {
+	BATCH_MAX = 100, HASH_SIZE = 4096, COOL_SEC = 60,
+	CHAN_MAX = BATCH_MAX * (NAME_MAX + 1) + 1,	/* a batch as text */
+};
 
 struct item {
 	char *name;
@@ -49,8 +65,12 @@ struct dsched {
 struct worker {
 	pid_t pid;
 	struct dsched *d;
-	struct item **items;
+	struct item **items;	/* the batch in hand: busy while n > 0 */
 	size_t n;
+	int to_fd;		/* batches to it; -1: it is ending */
+	int from_fd;		/* its answers; -1 once closed */
+	long long born_ms, idle_ms;	/* monotonic: started, last answer */
+	unsigned generation, uses;
 };
 
 struct sched {
@@ -61,8 +81,15 @@ struct sched {
 	struct dsched **dests;
 	size_t ndests, rotor;
 	struct worker *workers;
+	struct pollfd *pfds;	/* inotify, then busy workers' answers */
+	int *pfd_worker;	/* pfds[k] is workers[pfd_worker[k]]'s */
 	int nworkers, max_workers, per_dest, workers_cap;
 	int inotify;
+	long long idle_max_ms;	/* remote-idle; 0: a worker ends after a batch */
+	unsigned long long config_stamp;/* of the .cdb files a worker reads */
+	unsigned generation;	/* of the configuration: a worker started
+				 * before a change takes no more batches */
+	int starved;		/* destinations waiting for a free slot */
 };
 
 static volatile sig_atomic_t child_exited;
@@ -202,6 +229,11 @@ consider(struct sched *s, const char *name, time_t now)
 	it->next = s->hash[h];
 	s->hash[h] = it;
 	it->state = ITEM_SEEN;	/* unreadable: left alone until it changes */
+	if (strchr(name, '\n') != NULL) {	/* it would break a batch's lines */
+		log_event("error", "id=%s msg=\"newline in the name\"",
+		    log_quote(name));
+		return;
+	}
 	/* no stage_read here: its lock would be inherited by the worker that
 	 * takes the envelope (flock belongs to the open file), and only the
 	 * worker may hold the envelope against bh-queue */
@@ -238,60 +270,350 @@ scan(struct sched *s)
 	in->pos = in->nnames;
 }
 
+
+static long long
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- a worker's end of the pipes ---- */
+
+struct dispatch_chan {
+	int in, out;
+	char buf[CHAN_MAX];
+	size_t len, used;	/* bytes read; of them, the batch handed out */
+	char *names[BATCH_MAX];
+};
+
+/* Splits the complete batch at the start of buf into names. */
 static void
-launch(struct sched *s, struct dsched *d, size_t slots)
+chan_split(struct dispatch_chan *ch, const char *end, char ***names,
+    size_t *n)
+{
+	char *p, *nl;
+
+	*n = 0;
+	for (p = ch->buf; p <= end && *n < BATCH_MAX; p = nl + 1) {
+		nl = memchr(p, '\n', end + 1 - p);
+		*nl = '\0';
+		ch->names[(*n)++] = p;
+	}
+	ch->used = end + 2 - ch->buf;
+	*names = ch->names;
+}
+
+int
+dispatch_next(struct dispatch_chan *ch, int watch_fd, char ***names,
+    size_t *n)
+{
+	struct pollfd pfd[2];
+	struct timespec zero = { 0, 0 };
+	const char *end;
+	sigset_t none;
+	ssize_t got;
+
+	memmove(ch->buf, ch->buf + ch->used, ch->len - ch->used);
+	ch->len -= ch->used;
+	ch->used = 0;
+	sigemptyset(&none);
+	for (;;) {
+		/* names are never empty: the first empty line ends a batch */
+		end = memmem(ch->buf, ch->len, "\n\n", 2);
+		if (spool_stop_requested || (end == NULL && ch->len == CHAN_MAX))
+			return DISPATCH_END;
+		pfd[0] = (struct pollfd){ ch->in, POLLIN, 0 };
+		pfd[1] = (struct pollfd){ watch_fd, POLLIN, 0 };
+		/* a batch in hand still looks at the connection first: it may
+		 * have died while we waited */
+		if (ppoll(pfd, watch_fd >= 0 ? 2 : 1, end ? &zero : NULL, &none) < 0)
+			continue;
+		if (watch_fd >= 0 && pfd[1].revents != 0)
+			return DISPATCH_WATCHED;
+		if (end != NULL) {
+			chan_split(ch, end, names, n);
+			return DISPATCH_BATCH;
+		}
+		if (pfd[0].revents == 0)
+			continue;
+		got = read(ch->in, ch->buf + ch->len, CHAN_MAX - ch->len);
+		if (got == 0 || (got < 0 && errno != EINTR && errno != EAGAIN))
+			return DISPATCH_END;
+		if (got > 0)
+			ch->len += got;
+	}
+}
+
+int
+dispatch_answer(struct dispatch_chan *ch, int status)
+{
+	return write_all(ch->out, status == 0 ? "0\n" : "1\n", 2);
+}
+
+/* ---- workers, as the scheduler sees them ---- */
+
+static int
+worker_is_idle(const struct worker *w)
+{
+	return w->n == 0 && w->to_fd >= 0;
+}
+
+/* May an idle worker take another batch? */
+static int
+worker_is_fresh(const struct sched *s, const struct worker *w, long long now)
+{
+	return w->generation == s->generation && w->uses < DISPATCH_USES_MAX &&
+	    now - w->born_ms < DISPATCH_AGE_SEC * 1000LL;
+}
+
+/* Closing its pipe ends the worker once its batch (if any) is done. */
+static void
+worker_retire(struct worker *w)
+{
+	if (w->to_fd >= 0)
+		close(w->to_fd);
+	w->to_fd = -1;
+}
+
+/* In a new worker: only its own pipe ends stay open (a copy of another
+ * worker's pipe would keep that worker from ever seeing its end). */
+static _Noreturn void
+worker_start(struct sched *s, int in, int out)
+{
+	static struct dispatch_chan ch;
+	int i;
+
+	for (i = 0; i < s->nworkers; i++) {
+		if (s->workers[i].to_fd >= 0)
+			close(s->workers[i].to_fd);
+		if (s->workers[i].from_fd >= 0)
+			close(s->workers[i].from_fd);
+	}
+	if (s->inotify >= 0)
+		close(s->inotify);
+	ch.in = in;
+	ch.out = out;
+	s->run(s->st, &ch);
+	_exit(EXIT_TEMP);	/* a worker never returns */
+}
+
+static struct worker *
+worker_new(struct sched *s, struct dsched *d)
 {
 	struct worker *w = &s->workers[s->nworkers];
-	size_t take = (d->npending + slots - 1) / slots, i, k = 0;
-	char **names;
+	int down[2], up[2];
 	pid_t pid;
 
-	if (take > BATCH_MAX)
-		take = BATCH_MAX;
-	if ((w->items = calloc(take, sizeof *w->items)) == NULL ||
-	    (names = calloc(take + 1, sizeof *names)) == NULL)
+	memset(w, 0, sizeof *w);
+	if ((w->items = calloc(BATCH_MAX, sizeof *w->items)) == NULL)
 		die(EXIT_TEMP, ENOMEM, "out of memory");
-	while (k < take && (w->items[k] = item_unpend(d)) != NULL)
-		k++;
-	for (i = 0; i < k; i++)
-		names[i] = w->items[i]->name;
+	if (pipe2(down, O_CLOEXEC) < 0 || pipe2(up, O_CLOEXEC) < 0)
+		die(EXIT_TEMP, errno, "unable to make a pipe");
 	if ((pid = fork()) < 0)
 		die(EXIT_TEMP, errno, "unable to fork");
 	if (pid == 0) {
-		if (s->inotify >= 0)
-			close(s->inotify);
-		s->run(s->st, names, k);
-		_exit(EXIT_TEMP);	/* a worker never returns */
+		close(down[1]);
+		close(up[0]);
+		worker_start(s, down[0], up[1]);
 	}
-	free(names);
+	close(down[0]);
+	close(up[1]);
+	fcntl(up[0], F_SETFL, O_NONBLOCK);
 	w->pid = pid;
 	w->d = d;
-	w->n = k;
+	w->to_fd = down[1];
+	w->from_fd = up[0];
+	w->born_ms = now_ms();
+	w->generation = s->generation;
 	d->running++;
 	s->nworkers++;
+	return w;
 }
 
-/* Starts workers while limits allow, destinations in turn. */
+/* Gives w up to take of its destination's pending items as its next
+ * batch. Without reuse (-1, remote-idle 0) the pipe closes behind it. */
+static void
+batch_hand(struct sched *s, struct worker *w, size_t take)
+{
+	static char text[CHAN_MAX];
+	struct item *it;
+	size_t len = 0, k;
+
+	if (take > BATCH_MAX)
+		take = BATCH_MAX;
+	for (w->n = 0; w->n < take && (it = item_unpend(w->d)) != NULL; w->n++) {
+		w->items[w->n] = it;
+		k = strlen(it->name);
+		memcpy(text + len, it->name, k);
+		text[len + k] = '\n';
+		len += k + 1;
+	}
+	text[len++] = '\n';
+	w->uses++;
+	/* failing (EPIPE: it died): its exit status settles the batch */
+	if (write_all(w->to_fd, text, len) < 0 || s->idle_max_ms == 0 ||
+	    s->st->once)
+		worker_retire(w);
+}
+
+/* The batch is over: what it finished is forgotten (once-mode remembers
+ * all: each envelope is tried once per run); what is still in new/ waits. */
+static void
+batch_settle(struct sched *s, struct worker *w, int ok)
+{
+	time_t now = time(NULL);
+	struct item *it;
+	size_t i;
+
+	for (i = 0; i < w->n; i++) {
+		it = w->items[i];
+		it->state = ITEM_SEEN;
+		it->not_before = s->st->once ? 0 : now + COOL_SEC;
+		if (ok && !s->st->once)
+			item_forget(s, it);
+	}
+	w->n = 0;
+}
+
+/* Reads w's answer if there is one: its batch is settled, it is idle. */
+static void
+answer_read(struct sched *s, struct worker *w)
+{
+	char answer[16];
+	ssize_t got = read(w->from_fd, answer, sizeof answer);
+
+	if (got < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (got <= 0) {		/* it is ending: its exit status will tell */
+		close(w->from_fd);
+		w->from_fd = -1;
+		return;
+	}
+	if (w->n == 0)
+		return;
+	if (answer[0] != '0' && !spool_stop_requested)
+		log_event("warning", "dest=%s msg=\"batch failed\"",
+		    log_quote(w->d->name));
+	batch_settle(s, w, answer[0] == '0');
+	w->idle_ms = now_ms();
+}
+
+/* An idle worker of d that may take another batch, or NULL; *n counts them. */
+static struct worker *
+idle_of(struct sched *s, const struct dsched *d, int *n)
+{
+	long long now = now_ms();
+	struct worker *found = NULL;
+	int i;
+
+	*n = 0;
+	for (i = 0; i < s->nworkers; i++)
+		if (s->workers[i].d == d && worker_is_idle(&s->workers[i]) &&
+		    worker_is_fresh(s, &s->workers[i], now)) {
+			found = &s->workers[i];
+			(*n)++;
+		}
+	return found;
+}
+
+/* Hands d's pending items out evenly: to its idle workers first, then to
+ * new ones within the limits. */
+static void
+launch_dest(struct sched *s, struct dsched *d)
+{
+	int limit = d->limit > 0 ? d->limit : s->per_dest, idle, fresh, slots;
+	struct worker *w;
+
+	fresh = limit - d->running;
+	if (fresh > s->max_workers - s->nworkers)
+		fresh = s->max_workers - s->nworkers;
+	idle_of(s, d, &idle);
+	slots = idle + (fresh > 0 ? fresh : 0);
+	if (slots == 0 && d->running < limit)
+		s->starved++;	/* an idle worker elsewhere may make room */
+	for (; slots > 0 && d->npending > 0; slots--) {
+		if ((w = idle_of(s, d, &idle)) == NULL)
+			w = worker_new(s, d);
+		batch_hand(s, w, (d->npending + slots - 1) / slots);
+	}
+}
+
+/* Hands out work while limits allow, destinations in turn. */
 static void
 launch_all(struct sched *s)
 {
 	time_t now = time(NULL);
-	size_t i, tried;
 	struct dsched *d;
-	int slots, idle;
+	size_t tried;
 
-	for (tried = 0; tried < s->ndests && s->nworkers < s->max_workers; tried++) {
+	s->starved = 0;
+	for (tried = 0; tried < s->ndests; tried++) {
 		d = s->dests[s->rotor++ % s->ndests];
-		if (d->npending == 0 || d->not_before > now)
-			continue;
-		slots = (d->limit > 0 ? d->limit : s->per_dest) - d->running;
-		idle = s->max_workers - s->nworkers;
-		if (slots > idle)
-			slots = idle;
-		for (i = 0; slots > 0 && d->npending > 0 && s->nworkers < s->max_workers;
-		    i++, slots--)
-			launch(s, d, slots);
+		if (d->npending > 0 && d->not_before <= now)
+			launch_dest(s, d);
 	}
+}
+
+/* The idle worker that has waited longest, or NULL. */
+static struct worker *
+idle_longest(struct sched *s)
+{
+	struct worker *w = NULL;
+	int i;
+
+	for (i = 0; i < s->nworkers; i++)
+		if (worker_is_idle(&s->workers[i]) &&
+		    (w == NULL || s->workers[i].idle_ms < w->idle_ms))
+			w = &s->workers[i];
+	return w;
+}
+
+/* Ends idle workers that waited remote-idle, are old or predate a
+ * configuration change, then those whose slots are needed: above a
+ * lowered max-remote, or by destinations that found no free slot. */
+static void
+retire_idle(struct sched *s)
+{
+	long long now = now_ms();
+	struct worker *w;
+	int i, ending = 0;
+
+	for (i = 0; i < s->nworkers; i++) {
+		w = &s->workers[i];
+		if (worker_is_idle(w) && (!worker_is_fresh(s, w, now) ||
+		    now - w->idle_ms >= s->idle_max_ms))
+			worker_retire(w);
+		ending += w->to_fd < 0;
+	}
+	while ((s->nworkers - ending > s->max_workers || ending < s->starved) &&
+	    (w = idle_longest(s)) != NULL) {
+		worker_retire(w);
+		ending++;
+	}
+}
+
+/* Milliseconds until an idle worker is due to end, or -1: none is idle. */
+static long long
+idle_wait_ms(const struct sched *s)
+{
+	long long now = now_ms(), due, best = -1;
+	const struct worker *w;
+	int i;
+
+	for (i = 0; i < s->nworkers; i++) {
+		w = &s->workers[i];
+		if (!worker_is_idle(w))
+			continue;
+		due = w->idle_ms + s->idle_max_ms;
+		if (due > w->born_ms + DISPATCH_AGE_SEC * 1000LL)
+			due = w->born_ms + DISPATCH_AGE_SEC * 1000LL;
+		if (best < 0 || due - now < best)
+			best = due > now ? due - now : 0;
+	}
+	return best;
 }
 
 /* A destination nothing refers to any more: a long-running stage does
@@ -313,31 +635,30 @@ dest_drop(struct sched *s, struct dsched *d)
 	free(d);
 }
 
-/* A worker ended: what it finished is forgotten (once-mode remembers all:
- * each envelope is tried once per run); what is still in new/ waits. */
+/* A worker ended: a batch it had not answered is settled by its exit
+ * status (0: every envelope settled). */
 static void
 reap_one(struct sched *s, int idx, int status)
 {
 	struct worker *w = &s->workers[idx];
-	time_t now = time(NULL);
+	struct dsched *d = w->d;
 	int ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-	size_t i;
 
 	if (!ok && !spool_stop_requested)
 		log_event("warning", "dest=%s msg=\"worker failed\" status=%d",
-		    log_quote(w->d->name), status);
-	for (i = 0; i < w->n; i++) {
-		struct item *it = w->items[i];
-		it->state = ITEM_SEEN;
-		it->not_before = s->st->once ? 0 : now + COOL_SEC;
-		if (ok && !s->st->once)
-			item_forget(s, it);
-	}
-	w->d->running--;
-	if (w->d->rate_per_min > 0)
-		w->d->not_before = now + 60 / w->d->rate_per_min;
-	else if (w->d->nitems == 0 && w->d->running == 0)
-		dest_drop(s, w->d);
+		    log_quote(d->name), status);
+	if (w->n > 0 && w->from_fd >= 0)
+		answer_read(s, w);	/* it may have answered, then ended */
+	if (w->n > 0)
+		batch_settle(s, w, ok);
+	worker_retire(w);
+	if (w->from_fd >= 0)
+		close(w->from_fd);
+	d->running--;
+	if (d->rate_per_min > 0)
+		d->not_before = time(NULL) + 60 / d->rate_per_min;
+	else if (d->nitems == 0 && d->running == 0)
+		dest_drop(s, d);
 	free(w->items);
 	s->workers[idx] = s->workers[--s->nworkers];
 }
@@ -371,30 +692,55 @@ total_pending(const struct sched *s, time_t *soonest)
 	return n;
 }
 
-/* Sleeps until new/ changes, a worker ends, a retry or pacing time comes,
- * or a stop signal. */
-static void
-wait_event(struct sched *s, time_t soonest)
+/* How long wait_event may sleep: until a retry or pacing time (soonest),
+ * or an idle worker's end. NULL: no limit. */
+static struct timespec *
+wait_limit(struct sched *s, time_t soonest, struct timespec *ts)
 {
-	char events[4096] __attribute__((aligned(8)));
-	struct pollfd pfd = { s->inotify, POLLIN, 0 };
-	struct timespec ts, *tsp = NULL;
 	time_t now = time(NULL), due = s->st->in.next_due;
-	sigset_t none;
+	long long ms = idle_wait_ms(s), until;
 
 	if (due != 0 && (soonest == 0 || due < soonest))
 		soonest = due;
 	if (soonest != 0) {
-		ts.tv_sec = soonest > now ? soonest - now : 0;
-		ts.tv_nsec = 100 * 1000 * 1000;
-		tsp = &ts;
+		until = (soonest > now ? (long long)(soonest - now) * 1000 : 0) + 100;
+		if (ms < 0 || until < ms)
+			ms = until;
 	}
+	if (ms < 0)
+		return NULL;
+	ts->tv_sec = ms / 1000;
+	ts->tv_nsec = ms % 1000 * 1000000;
+	return ts;
+}
+
+/* Sleeps until new/ changes, a worker answers or ends, a retry or pacing
+ * time comes, an idle worker is due to end, or a stop signal. */
+static void
+wait_event(struct sched *s, time_t soonest)
+{
+	char events[4096] __attribute__((aligned(8)));
+	struct timespec ts, *tsp = wait_limit(s, soonest, &ts);
+	nfds_t n = 1, k;
+	sigset_t none;
+	int i;
+
 	sigemptyset(&none);
 	if (child_exited || spool_stop_requested)
 		return;
-	ppoll(&pfd, s->inotify >= 0, tsp, &none);
+	s->pfds[0] = (struct pollfd){ s->inotify, POLLIN, 0 };
+	for (i = 0; i < s->nworkers; i++)
+		if (s->workers[i].n > 0 && s->workers[i].from_fd >= 0) {
+			s->pfd_worker[n] = i;
+			s->pfds[n++] = (struct pollfd){ s->workers[i].from_fd, POLLIN, 0 };
+		}
+	if (ppoll(s->pfds, n, tsp, &none) <= 0)
+		return;
 	while (s->inotify >= 0 && read(s->inotify, events, sizeof events) > 0)
 		;
+	for (k = 1; k < n; k++)
+		if (s->pfds[k].revents != 0)
+			answer_read(s, &s->workers[s->pfd_worker[k]]);
 }
 
 static int
@@ -410,12 +756,13 @@ watch_queue(void)
 }
 
 /* The limits, read again before each round: a new settings.cdb applies
- * without a restart (running workers above a lowered limit finish). */
+ * without a restart (running workers above a lowered limit finish; idle
+ * ones end). */
 static void
 sched_limits(struct sched *s)
 {
-	struct worker *w;
 	int max = conf_setting_size("max-remote", 20);
+	long long idle = conf_setting_time("remote-idle", 2);
 
 	s->per_dest = conf_setting_size("max-remote-per-domain", 5);
 	if (s->per_dest < 1)
@@ -423,12 +770,38 @@ sched_limits(struct sched *s)
 	if (max < 1)
 		max = 1;
 	if (max > s->workers_cap) {
-		if ((w = realloc(s->workers, max * sizeof *w)) == NULL)
+		if ((s->workers = realloc(s->workers, max * sizeof *s->workers)) == NULL ||
+		    (s->pfds = realloc(s->pfds, (max + 1) * sizeof *s->pfds)) == NULL ||
+		    (s->pfd_worker = realloc(s->pfd_worker,
+		    (max + 1) * sizeof *s->pfd_worker)) == NULL)
 			die(EXIT_TEMP, ENOMEM, "out of memory");
-		s->workers = w;
 		s->workers_cap = max;
 	}
 	s->max_workers = max;
+	s->idle_max_ms = idle > 0 ? idle * 1000 : 0;
+}
+
+/* A worker reads these databases when it starts and keeps what it read:
+ * after a change, idle workers end and busy ones take no more batches. */
+static void
+sched_config(struct sched *s)
+{
+	static const char *const names[] = { "settings", "connectors", "servers" };
+	unsigned long long stamp = 0;
+	char path[PATH_MAX];
+	struct stat sb;
+	size_t i;
+
+	for (i = 0; i < sizeof names / sizeof names[0]; i++)
+		if (root_path(path, sizeof path, "cdb/%s.cdb", names[i]) == 0 &&
+		    stat(path, &sb) == 0)
+			stamp = stamp * 31 + (unsigned long long)sb.st_ino * 1000003 +
+			    (unsigned long long)sb.st_mtim.tv_sec * 1000000000 +
+			    (unsigned long long)sb.st_mtim.tv_nsec;
+	if (stamp != s->config_stamp) {
+		s->config_stamp = stamp;
+		s->generation++;
+	}
 }
 
 static void
@@ -441,6 +814,7 @@ sched_init(struct sched *s, struct stage *st, dispatch_worker_fn *run)
 	s->st = st;
 	s->run = run;
 	sched_limits(s);
+	sched_config(s);
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_child;
 	sigemptyset(&sa.sa_mask);
@@ -460,7 +834,11 @@ sched_stop(struct sched *s)
 		kill(s->workers[i].pid, SIGTERM);
 	reap(s, 1);
 	free(s->workers);
+	free(s->pfds);
+	free(s->pfd_worker);
 	s->workers = NULL;
+	s->pfds = NULL;
+	s->pfd_worker = NULL;
 }
 
 void
@@ -474,8 +852,10 @@ dispatch_run(struct stage *st, dispatch_worker_fn *run)
 	while (!spool_stop_requested) {
 		reap(&s, 0);
 		sched_limits(&s);
+		sched_config(&s);
 		scan(&s);
 		launch_all(&s);
+		retire_idle(&s);
 		soonest = 0;
 		if (st->once && s.nworkers == 0 && total_pending(&s, &soonest) == 0)
 			break;

@@ -254,8 +254,10 @@ worker_one(struct stage *st, struct deliver_link *l, const char *name,
 		}
 		return;
 	}
-	if (outcome_start(&e) < 0)
+	if (outcome_start(&e) < 0) {
+		o->spool_trouble = 1;	/* its lock is still held: do not idle */
 		goto out;
+	}
 	dest = envelope_get(&e, "dest");
 	frozen = dest != NULL && dest_frozen(dest);
 	if (dest != NULL)
@@ -280,33 +282,62 @@ out:
 	envelope_free(&e);
 }
 
-/* Exits 0 when every envelope was settled (or vanished), 111 otherwise:
- * the scheduler then leaves the rest alone for a while. */
+/* One batch over l's session (still open from the last batch, or made
+ * now), then the link state. EXIT_DONE when every envelope was settled (or
+ * vanished), EXIT_TEMP otherwise: the scheduler then leaves the rest alone
+ * for a while. */
+static int
+worker_batch(struct stage *st, struct deliver_link *l, char **names, size_t n,
+    const struct policy *p)
+{
+	struct worker_outcome o;
+	size_t i;
+
+	memset(&o, 0, sizeof o);
+	for (i = 0; i < n && !spool_stop_requested; i++)
+		worker_one(st, l, names[i], p, &o);
+	/* bh-route treats a Retry without a time as down for good */
+	if (o.earliest == 0)
+		o.earliest = time(NULL) + p->retry[0];
+	if (!spool_stop_requested && o.dest[0] != '\0' && !dest_frozen(o.dest))
+		dest_update(o.dest, l, &o);
+	return o.spool_trouble || spool_stop_requested ? EXIT_TEMP : EXIT_DONE;
+}
+
+/* Batches from the scheduler, one session kept between them. A worker
+ * waits for more only with its session open and every envelope settled
+ * (so it holds no envelope lock), and not for a connector with
+ * etrn-request (the ETRN goes right after the batch, as the dial-up
+ * customer expects). It exits with the last batch's status. */
 static _Noreturn void
-worker(struct stage *st, char **names, size_t n)
+worker(struct stage *st, struct dispatch_chan *ch)
 {
 	struct deliver_link *l = calloc(1, sizeof *l);
-	struct worker_outcome o;
 	struct policy p;
-	size_t i;
+	char **names;
+	size_t n;
+	int rc, status = EXIT_DONE;
 
 	if (l == NULL)
 		_exit(EXIT_TEMP);
-	memset(&o, 0, sizeof o);
 	policy_read(&p);
-	for (i = 0; i < n && !spool_stop_requested; i++)
-		worker_one(st, l, names[i], &p, &o);
+	while ((rc = dispatch_next(ch, l->is_open ? l->c.fd : -1, &names, &n)) !=
+	    DISPATCH_END) {
+		if (rc == DISPATCH_WATCHED) {
+			deliver_idle_lost(l);	/* the next batch reconnects */
+			continue;
+		}
+		status = worker_batch(st, l, names, n, &p);
+		if (status != EXIT_DONE || !l->is_open || l->etrn[0] != '\0' ||
+		    dispatch_answer(ch, status) < 0)
+			break;
+	}
 	if (l->is_open && l->etrn[0] != '\0' && l->c.has_etrn &&
 	    client_queue(&l->c, "ETRN %s", l->etrn) == 0)
 		client_reply(&l->c, CLIENT_T_MAIL);
 	if (l->is_open)
 		client_close(&l->c, 1);
-	/* bh-route treats a Retry without a time as down for good */
-	if (o.earliest == 0)
-		o.earliest = time(NULL) + p.retry[0];
-	if (!spool_stop_requested && o.dest[0] != '\0' && !dest_frozen(o.dest))
-		dest_update(o.dest, l, &o);
-	_exit(o.spool_trouble || spool_stop_requested ? EXIT_TEMP : EXIT_DONE);
+	_exit(status != EXIT_DONE || spool_stop_requested ? EXIT_TEMP : EXIT_DONE);
 }
 
 /* ---- ATRN: held mail over a connection the customer opened ---- */
