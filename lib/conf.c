@@ -51,14 +51,28 @@ conf_close(struct conf *c)
 	c->fd = -1;
 }
 
+/* 0 until the program calls conf_mark: then a database is looked at
+ * once per mark, not on every lookup. */
+static unsigned long conf_epoch;
+
+void
+conf_mark(void)
+{
+	if (++conf_epoch == 0)
+		conf_epoch = 1;
+}
+
 int
 conf_refresh(struct conf *c)
 {
 	char path[PATH_MAX];
 	struct stat st;
 
+	if (conf_epoch != 0 && c->checked == conf_epoch)
+		return 0;	/* looked at since the last mark */
 	if (root_path(path, sizeof path, "cdb/%s.cdb", c->name) < 0)
 		return -1;
+	c->checked = conf_epoch;
 	if (stat(path, &st) < 0) {
 		if (errno != ENOENT)
 			return -1;

@@ -4,7 +4,8 @@
  * conf: the compiled configuration, ROOT/cdb/NAME.cdb (tinycdb), read by
  * every stage. A stage calls conf_refresh before each message: a database
  * rebuilt by bh-config (written aside and renamed over) is reopened, so a
- * change needs no restart. A missing .cdb reads as empty.
+ * change needs no restart (conf_mark: how often it looks). A missing .cdb
+ * reads as empty.
  *
  * Layout of the compiled databases (keys are bytes, no NUL):
  *   settings.cdb    KEY                 -> the value text, e.g. "10m,10m,15m"
@@ -37,13 +38,23 @@ struct conf {
 	struct cdb cdb;
 	ino_t ino;
 	struct timespec mtime;
+	unsigned long checked;	/* the conf_mark it was last looked at in */
 };
 
 /* Opens ROOT/cdb/NAME.cdb. 0 (also when missing), -1 on another error. */
 int conf_open(struct conf *c, const char *name);
 
-/* Reopens the database when its file was replaced. 0 or -1. */
+/* Reopens the database when its file was replaced. 0 or -1.
+ * Until the program first calls conf_mark, every call looks at the file
+ * (a stat); after, only the first call after each conf_mark does. */
 int conf_refresh(struct conf *c);
+
+/* A new unit of work begins (a stage calls it for each message, in
+ * stage_read): each database, settings.cdb for the conf_setting
+ * accessors included, is looked at again once, at its first use. A change
+ * thus applies from the next message on, for a stat per database and
+ * message instead of one per lookup. */
+void conf_mark(void);
 void conf_close(struct conf *c);
 
 /* Looks key up: 1 found (*value malloc'ed, NUL-terminated, *len set),

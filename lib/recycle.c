@@ -21,6 +21,7 @@ struct pool_entry {
 
 static struct {
 	int dir;		/* -1: no pool in this process */
+	pid_t pid;		/* ours, in the names we make */
 	struct pool_entry avail[POOL_MAX], pend[POOL_MAX];
 	size_t navail, npend;
 	unsigned gen;
@@ -74,6 +75,7 @@ recycle_open(int dirfd)
 		return -1;
 	}
 	pool.dir = dirfd;
+	pool.pid = getpid();
 	rewinddir(dp);
 	while ((d = readdir(dp)) != NULL)
 		if (is_recycle_name(d->d_name))
@@ -91,7 +93,7 @@ recycle_dir(void)
 static void
 fresh_name(char name[RECYCLE_NAME_MAX])
 {
-	snprintf(name, RECYCLE_NAME_MAX, ".recycle.%ld.%lu", (long)getpid(),
+	snprintf(name, RECYCLE_NAME_MAX, ".recycle.%ld.%lu", (long)pool.pid,
 	    ++pool.seq);
 }
 

@@ -63,6 +63,7 @@ spool_open(struct spool *s, const char *queue)
 
 	memset(s, 0, sizeof *s);
 	s->dirfd = s->tmpfd = s->newfd = s->retryfd = s->inotify = -1;
+	s->retry_wd = -1;
 	snprintf(s->queue, sizeof s->queue, "%s", queue);
 	if (root_path(path, sizeof path, "spool/%s", queue) < 0)
 		return -1;
@@ -180,40 +181,78 @@ name_cmp(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* Calls each(s, name) for every entry of the directory fd but dot files,
+ * reading it with getdents64 from its start: no DIR stream to open. */
+static int
+list_dir(struct spool *s, int fd, int (*each)(struct spool *, const char *))
+{
+	static char buf[32768] __attribute__((aligned(8)));
+	struct dirent64 *d;
+	ssize_t n, off;
+
+	if (lseek(fd, 0, SEEK_SET) < 0)
+		return -1;
+	while ((n = getdents64(fd, buf, sizeof buf)) > 0)
+		for (off = 0; off < n; off += d->d_reclen) {
+			d = (struct dirent64 *)(buf + off);
+			if (d->d_name[0] != '.' && each(s, d->d_name) < 0)
+				return -1;
+		}
+	return n < 0 ? -1 : 0;
+}
+
+static size_t spool_cap;	/* of the names array being filled */
+
+static int
+add_name(struct spool *s, const char *name)
+{
+	char **v;
+
+	if (s->nnames == spool_cap) {
+		v = realloc(s->names, (spool_cap ? spool_cap * 2 : 64) * sizeof *v);
+		if (v == NULL)
+			return -1;
+		s->names = v;
+		spool_cap = spool_cap ? spool_cap * 2 : 64;
+	}
+	if ((s->names[s->nnames] = strdup(name)) == NULL)
+		return -1;
+	s->nnames++;
+	return 0;
+}
+
 /* Lists new/ into the batch, sorted so older ids come first. */
 static int
 scan_new(struct spool *s)
 {
-	size_t cap = 0;
-	struct dirent *d;
-	DIR *dir;
-	int fd;
-
 	free_batch(s);
-	if ((fd = dup(s->newfd)) < 0)
+	spool_cap = 0;
+	/* out of memory: go on with the names we have */
+	if (list_dir(s, s->newfd, add_name) < 0 && errno != ENOMEM)
 		return -1;
-	if ((dir = fdopendir(fd)) == NULL) {
-		close(fd);
-		return -1;
-	}
-	rewinddir(dir);
-	while ((d = readdir(dir)) != NULL) {
-		if (d->d_name[0] == '.')
-			continue;
-		if (s->nnames == cap) {
-			char **v = realloc(s->names, (cap ? cap * 2 : 64) * sizeof *v);
-			if (v == NULL)
-				break;
-			s->names = v;
-			cap = cap ? cap * 2 : 64;
-		}
-		if ((s->names[s->nnames] = strdup(d->d_name)) == NULL)
-			break;
-		s->nnames++;
-	}
-	closedir(dir);
 	if (s->nnames > 1)
 		qsort(s->names, s->nnames, sizeof s->names[0], name_cmp);
+	return 0;
+}
+
+/* release_due's state while it lists retry/ */
+static struct {
+	time_t now, next;
+	int force, moved;
+} due;
+
+static int
+release_one(struct spool *s, const char *name)
+{
+	struct stat st;
+
+	if (fstatat(s->retryfd, name, &st, 0) < 0)
+		return 0;
+	if (due.force || st.st_mtime <= due.now) {
+		if (renameat(s->retryfd, name, s->newfd, name) == 0)
+			due.moved++;
+	} else if (due.next == 0 || st.st_mtime < due.next)
+		due.next = st.st_mtime;
 	return 0;
 }
 
@@ -222,35 +261,17 @@ scan_new(struct spool *s)
 static int
 release_due(struct spool *s, int force)
 {
-	time_t now = time(NULL), next = 0;
-	struct dirent *d;
-	struct stat st;
-	DIR *dir;
-	int fd, moved = 0;
-
-	if ((fd = dup(s->retryfd)) < 0)
+	due.now = time(NULL);
+	due.next = 0;
+	due.force = force;
+	due.moved = 0;
+	if (list_dir(s, s->retryfd, release_one) < 0)
 		return -1;
-	if ((dir = fdopendir(fd)) == NULL) {
-		close(fd);
-		return -1;
-	}
-	rewinddir(dir);
-	while ((d = readdir(dir)) != NULL) {
-		if (d->d_name[0] == '.' ||
-		    fstatat(s->retryfd, d->d_name, &st, 0) < 0)
-			continue;
-		if (force || st.st_mtime <= now) {
-			if (renameat(s->retryfd, d->d_name, s->newfd, d->d_name) == 0)
-				moved++;
-		} else if (next == 0 || st.st_mtime < next)
-			next = st.st_mtime;
-	}
-	closedir(dir);
-	if (moved > 0)
+	if (due.moved > 0)
 		spool_fsync_dir(s->newfd);
-	s->next_due = next;
+	s->next_due = due.next;
 	s->due_known = 1;
-	return moved;
+	return due.moved;
 }
 
 int
@@ -278,8 +299,8 @@ add_watches(struct spool *s)
 	    inotify_add_watch(s->inotify, path, IN_MOVED_TO | IN_CREATE) < 0)
 		return -1;
 	if (root_path(path, sizeof path, "spool/%s/retry", s->queue) < 0 ||
-	    inotify_add_watch(s->inotify, path,
-	    IN_MOVED_TO | IN_CREATE | IN_ATTRIB | IN_MOVED_FROM | IN_DELETE) < 0)
+	    (s->retry_wd = inotify_add_watch(s->inotify, path,
+	    IN_MOVED_TO | IN_CREATE | IN_ATTRIB | IN_MOVED_FROM | IN_DELETE)) < 0)
 		return -1;
 	return 0;
 }
@@ -293,6 +314,7 @@ wait_for_work(struct spool *s)
 	struct pollfd pfd;
 	sigset_t none;
 	time_t now;
+	ssize_t n;
 
 	if (s->next_due != 0) {
 		now = time(NULL);
@@ -307,9 +329,23 @@ wait_for_work(struct spool *s)
 	 * spool_stop_requested and the wait cannot be lost */
 	if (ppoll(&pfd, 1, tsp, &none) < 0 && errno != EINTR)
 		return -1;
-	while (read(s->inotify, events, sizeof events) > 0)
-		;
-	s->due_known = 0;	/* retry/ may have changed */
+	while ((n = read(s->inotify, events, sizeof events)) > 0)
+		if (spool_events_touch_retry(s, events, n))
+			s->due_known = 0;	/* retry/ changed: list it again */
+	return 0;
+}
+
+int
+spool_events_touch_retry(const struct spool *s, const char *events, size_t len)
+{
+	const struct inotify_event *ev;
+	size_t off;
+
+	for (off = 0; off + sizeof *ev <= len; off += sizeof *ev + ev->len) {
+		ev = (const struct inotify_event *)(events + off);
+		if (ev->wd == s->retry_wd || (ev->mask & IN_Q_OVERFLOW))
+			return 1;
+	}
 	return 0;
 }
 

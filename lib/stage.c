@@ -9,6 +9,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "conf.h"
 #include "content.h"
 #include "log.h"
 #include "recycle.h"
@@ -144,6 +145,7 @@ stage_read(struct stage *st, const char *name, struct envelope *e)
 	struct stat held;
 	int *slot, fd, rc, err;
 
+	conf_mark();	/* a new configuration applies from this message on */
 	unlock(st, name);
 	if ((fd = spool_lock_stat(&st->in, name, &held)) < 0)
 		return -1;
@@ -315,7 +317,7 @@ batch_commit(void)
 		die(EXIT_TEMP, errno, "unable to fsync spool/msg");
 	batch.links = 0;
 	/* start every write first: the fsyncs then share the device's work */
-	for (i = 0; i < batch.nout; i++)
+	for (i = 0; i < batch.nout && batch.nout > 1; i++)
 		if (batch.out[i].fd >= 0)
 			sync_file_range(batch.out[i].fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 	for (i = 0; i < batch.nout; i++) {

@@ -102,6 +102,33 @@ track_open(const struct tm *tm)
 	return fd;
 }
 
+/* Today's file stays open between lines: reopened when the day changes,
+ * or when it was removed (looked at once a second). */
+static struct {
+	int fd;
+	int year, yday;
+	time_t checked;
+} today = { -1, 0, 0, 0 };
+
+static int
+track_fd(const struct tm *tm, time_t now)
+{
+	struct stat st;
+
+	if (today.fd >= 0 && (today.year != tm->tm_year ||
+	    today.yday != tm->tm_yday || (now != today.checked &&
+	    (fstat(today.fd, &st) < 0 || st.st_nlink == 0)))) {
+		close(today.fd);
+		today.fd = -1;
+	}
+	today.checked = now;
+	if (today.fd < 0 && (today.fd = track_open(tm)) >= 0) {
+		today.year = tm->tm_year;
+		today.yday = tm->tm_yday;
+	}
+	return today.fd;
+}
+
 void
 track(const char *event, const char *name, const struct envelope *e,
     const struct rcpt *r, const char *status)
@@ -132,7 +159,7 @@ track(const char *event, const char *name, const struct envelope *e,
 	if (tracking_on("tracking-subjects", 0))
 		add_kv(&b, "subject", envelope_get(e, "subject"));
 	buf_addc(&b, '\n');
-	if (b.data == NULL || (fd = track_open(&tm)) < 0) {
+	if (b.data == NULL || (fd = track_fd(&tm, now)) < 0) {
 		log_event("warning", "msg=\"message tracking unavailable\"");
 		buf_free(&b);
 		return;
@@ -140,6 +167,5 @@ track(const char *event, const char *name, const struct envelope *e,
 	/* O_APPEND and one write: lines of concurrent stages never mix */
 	if (write_all(fd, b.data, b.len) < 0)
 		log_event("warning", "msg=\"message tracking write failed\"");
-	close(fd);
 	buf_free(&b);
 }

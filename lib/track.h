@@ -22,7 +22,9 @@ int track_expire(void (*removed)(const char *name));
 
 /* One line for an event of envelope e (named name), about recipient r (or
  * the whole message when r is NULL), with a status text (may be NULL).
- * Failures to write are logged, never fatal: tracking never stops mail. */
+ * Failures to write are logged, never fatal: tracking never stops mail.
+ * The day's file is kept open (O_APPEND, close-on-exec) between calls;
+ * a new day, or the file's removal, opens it again. */
 void track(const char *event, const char *name, const struct envelope *e,
     const struct rcpt *r, const char *status);
 

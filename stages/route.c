@@ -48,6 +48,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "conf.h"
 #include "connector.h"
 #include "content.h"
 #include "log.h"
@@ -286,6 +287,7 @@ release_waiting(struct router *rt)
 {
 	time_t due;
 
+	conf_mark();	/* a changed connectors.cdb is what may have woken us */
 	if (connectors_refresh(&rt->cs) < 0)
 		die(EXIT_TEMP, errno, "unable to read connectors.cdb");
 	rt->wait.nrerouted = 0;
@@ -307,15 +309,20 @@ watch_start(struct router *rt, int *cdb_wd)
 {
 	static const char *dirs[] = { "spool/route/new", "spool/route/retry" };
 	char path[PATH_MAX];
-	int fd, i;
+	int fd, i, wd;
 
 	if ((fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) < 0)
 		die(EXIT_TEMP, errno, "inotify");
-	for (i = 0; i < 2; i++)
+	for (i = 0; i < 2; i++) {
 		if (root_path(path, sizeof path, "%s", dirs[i]) < 0 ||
-		    inotify_add_watch(fd, path, IN_MOVED_TO | IN_CREATE |
-		    IN_ATTRIB | IN_DELETE | IN_MOVED_FROM) < 0)
+		    (wd = inotify_add_watch(fd, path, i == 0 ?
+		    IN_MOVED_TO | IN_CREATE :	/* new/: only arrivals matter */
+		    IN_MOVED_TO | IN_CREATE | IN_ATTRIB | IN_DELETE |
+		    IN_MOVED_FROM)) < 0)
 			die(EXIT_TEMP, errno, "unable to watch %s", dirs[i]);
+		if (i == 1)
+			rt->st.in.retry_wd = wd;
+	}
 	if (root_path(path, sizeof path, "cdb") < 0 ||
 	    (*cdb_wd = inotify_add_watch(fd, path, IN_MOVED_TO |
 	    IN_CLOSE_WRITE)) < 0)
@@ -346,13 +353,15 @@ watch_wait(struct router *rt, int fd, int cdb_wd, time_t due)
 	sigemptyset(&none);
 	if (ppoll(&pfd, 1, tsp, &none) < 0 && errno != EINTR)
 		die(EXIT_TEMP, errno, "ppoll");
-	while ((n = read(fd, events, sizeof events)) > 0)
+	while ((n = read(fd, events, sizeof events)) > 0) {
 		for (off = 0; off < n; off += sizeof *ev + ev->len) {
 			ev = (struct inotify_event *)(events + off);
-			if (ev->wd == cdb_wd)
+			if (ev->wd == cdb_wd || (ev->mask & IN_Q_OVERFLOW))
 				rt->scheduled_dirty = 1;
 		}
-	rt->st.in.due_known = 0;	/* retry/ may have changed */
+		if (spool_events_touch_retry(&rt->st.in, events, n))
+			rt->st.in.due_known = 0;	/* list retry/ again */
+	}
 }
 
 static void
