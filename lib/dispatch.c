@@ -743,6 +743,8 @@ wait_event(struct sched *s, time_t soonest)
 			answer_read(s, &s->workers[s->pfd_worker[k]]);
 }
 
+/* new/, and cdb/ (best effort): a database bh-config replaced ends the
+ * idle workers now rather than at their remote-idle. */
 static int
 watch_queue(void)
 {
@@ -752,6 +754,8 @@ watch_queue(void)
 	if (fd < 0 || root_path(path, sizeof path, "spool/remote/new") < 0 ||
 	    inotify_add_watch(fd, path, IN_MOVED_TO | IN_CREATE) < 0)
 		die(EXIT_TEMP, errno, "unable to watch spool/remote/new");
+	if (root_path(path, sizeof path, "cdb") == 0)
+		inotify_add_watch(fd, path, IN_MOVED_TO);
 	return fd;
 }
 

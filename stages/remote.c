@@ -7,7 +7,8 @@
  *         spool/ndr/new/NAME.*    failure, delay and relayed records
  *         spool/state/DEST        destination link state: Ready / Retry
  * config  settings: retry, delay-notify, expire, max-remote,
- *         max-remote-per-domain, remote-port, timeout, dns, hostname;
+ *         max-remote-per-domain, remote-idle, remote-port, timeout, dns,
+ *         hostname;
  *         connectors.cdb (helo, tls, tls-ca, auth, rate, etrn-request);
  *         servers.cdb (the source= server's listen address and hostname)
  * exit    0 queue drained (-1) or SIGTERM; 100 bad usage; 111 spool trouble
@@ -22,8 +23,10 @@
  * max-remote (20) at once and max-remote-per-domain (5) per destination (1
  * when the connector has rate=). A worker resolves the next hop (udns, all
  * queries at once), connects, delivers its batch of envelopes over one
- * session, records each envelope's outcome (done, deferred to retry/,
- * reports to spool/ndr) and exits. A slow peer holds only its own worker.
+ * session and records each envelope's outcome (done, deferred to retry/,
+ * reports to spool/ndr). With its session open it then waits for the
+ * next batch of its destination (connection reuse: the scheduler ends an
+ * idle worker, see lib/dispatch.h). A slow peer holds only its own worker.
  * We chose processes over one event loop because a worker's blocking code
  * with deadlines is simple to read, and one peer's trouble (or a crash)
  * cannot reach the others.
