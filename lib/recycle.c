@@ -11,7 +11,7 @@
 
 /* Files kept, available and pending together: enough for two group
  * commits of a busy stage. */
-enum { POOL_MAX = 128, POOL_DIRS = 8, POOL_TRIES = 16 };
+enum { POOL_MAX = 128, POOL_LOW = 16, POOL_DIRS = 8, POOL_TRIES = 16 };
 
 struct pool_entry {
 	char name[RECYCLE_NAME_MAX];
@@ -214,6 +214,22 @@ recycle_seal(const int **dirs, size_t *ndirs)
 	*dirs = pool.dirs;
 	*ndirs = n;
 	return pool.gen++;
+}
+
+void
+recycle_hold_dir(int fromdir)
+{
+	size_t i;
+
+	for (i = 0; i < pool.npend; i++)
+		if (pool.pend[i].fromdir == fromdir)
+			pool.pend[i].gen = pool.gen;	/* after the seal */
+}
+
+int
+recycle_is_low(void)
+{
+	return pool.dir >= 0 && pool.navail < POOL_LOW;
 }
 
 void

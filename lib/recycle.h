@@ -15,7 +15,8 @@
  * caller asks which directories to fsync (recycle_seal), fsyncs them, and
  * then recycle_settle makes the files given before the seal available.
  *
- * The files live in one directory (the stage's tmp/) as ".recycle.PID.N".
+ * The files live in one directory (a stage's is spool/recycle/QUEUE) as
+ * ".recycle.PID.N"; the pool keeps its descriptor open.
  * Only the process that opened the pool uses it: in a forked child
  * (bh-remote's workers) recycle_take and recycle_give decline, and the caller
  * creates and unlinks files as before.
@@ -25,8 +26,8 @@
 
 enum { RECYCLE_NAME_MAX = 64 };
 
-/* Opens the pool in directory dirfd (kept open by the caller), adopting
- * the ".recycle." files a previous run left there. 0 or -1. */
+/* Opens the pool in directory dirfd (the pool keeps it), adopting the
+ * ".recycle." files a previous run left there. 0 or -1. */
 int recycle_open(int dirfd);
 
 /* The pool's directory, or -1 when there is none (not opened, or a child). */
@@ -61,8 +62,16 @@ void recycle_drop(const char *name, int unlink_it);
  * those fsyncs. */
 unsigned recycle_seal(const int **dirs, size_t *ndirs);
 
-/* The directories of the files pending at seal were fsync'ed: they are
- * available now. */
+/* After recycle_seal: the files from fromdir are not to be settled by
+ * this commit (it does not fsync fromdir: they wait for a later one). */
+void recycle_hold_dir(int fromdir);
+
+/* Whether few files are available: then a commit should fsync the
+ * directories of the pending ones even where it would not otherwise. */
+int recycle_is_low(void);
+
+/* The directories of the files pending at seal were fsync'ed (but those
+ * held back): they are available now. */
 void recycle_settle(unsigned seal);
 
 #endif

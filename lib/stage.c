@@ -1,5 +1,6 @@
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include "content.h"
 #include "log.h"
 #include "recycle.h"
+#include "root.h"
 #include "priv.h"
 #include "stage.h"
 
@@ -21,6 +23,30 @@ enum { STAGE_NICE = -5 };
 static void batch_commit(void);
 static void stage_done_now(struct stage *st, const char *name,
     int keep_content);
+
+/* Opens the stage's pool, spool/recycle/QUEUE. Not the queue's tmp/:
+ * there the receiving programs create files, and a create holds the
+ * directory's lock for as long as ext4 searches for a free inode, which
+ * our renames would wait for. */
+static int
+recycle_start(const char *queue)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	if (root_path(path, sizeof path, "spool/recycle") < 0 ||
+	    (mkdir(path, 0700) < 0 && errno != EEXIST) ||
+	    root_path(path, sizeof path, "spool/recycle/%s", queue) < 0 ||
+	    (mkdir(path, 0700) < 0 && errno != EEXIST))
+		return -1;
+	if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return -1;
+	if (recycle_open(fd) < 0) {
+		close(fd);
+		return -1;
+	}
+	return 0;
+}
 
 static void
 on_stop(int sig)
@@ -63,7 +89,7 @@ stage_start(struct stage *st, const char *name, const char *queue,
 	priv_drop();	/* before the spool: never handle mail as root */
 	if (spool_open(&st->in, queue) < 0)
 		die(EXIT_TEMP, errno, "unable to open spool/%s", queue);
-	if (recycle_open(st->in.tmpfd) < 0)	/* without: create and unlink */
+	if (recycle_start(queue) < 0)	/* without: create and unlink */
 		log_event("warning", "msg=\"no file pool\" error=%s",
 		    log_quote(strerror(errno)));
 }
@@ -285,18 +311,40 @@ commit_pass(struct pending *p)
 		die(EXIT_TEMP, errno, "unable to hand over %s", p->name);
 }
 
-/* Files the pool got since the last commit wait for the fsync of the
- * directories they left: those join this commit. */
+static int
+batch_has_dir(int dirfd)
+{
+	struct stat a;
+	size_t i;
+
+	if (fstat(dirfd, &a) < 0)
+		return 0;
+	for (i = 0; i < batch.ndirs; i++)
+		if (a.st_dev == batch.dirs[i].dev && a.st_ino == batch.dirs[i].ino)
+			return 1;
+	return 0;
+}
+
+/* Files the pool got wait for the fsync of the directories they left.
+ * Where this commit fsyncs such a directory anyway they are settled with
+ * it; another directory (bh-local's input queue) joins the commit only
+ * when the pool runs low, so its fsync is paid once per many messages. */
 static unsigned
 batch_pool_dirs(void)
 {
 	const int *dirs;
 	size_t i, n;
 	unsigned seal = recycle_seal(&dirs, &n);
+	int is_low = recycle_is_low();
 
-	for (i = 0; i < n; i++)
-		if (batch_dir(dirs[i]) < 0)
+	for (i = 0; i < n; i++) {
+		if (batch_has_dir(dirs[i]))
+			continue;
+		if (!is_low)
+			recycle_hold_dir(dirs[i]);
+		else if (batch_dir(dirs[i]) < 0)
 			die(EXIT_TEMP, errno, "unable to fsync a spool directory");
+	}
 	return seal;
 }
 
@@ -312,7 +360,6 @@ batch_commit(void)
 
 	if (!batch_pending() && batch.ndone == 0)
 		return;
-	seal = batch_pool_dirs();
 	if (batch.links && content_sync() < 0)
 		die(EXIT_TEMP, errno, "unable to fsync spool/msg");
 	batch.links = 0;
@@ -333,6 +380,7 @@ batch_commit(void)
 		}
 	}
 	batch.nout = 0;
+	seal = batch_pool_dirs();
 	for (i = 0; i < batch.ndirs; i++) {
 		if (fsync(batch.dirs[i].fd) < 0)
 			die(EXIT_TEMP, errno, "unable to fsync a spool directory");

@@ -39,7 +39,8 @@ struct stage {
  * waiting for work, so a message is never abandoned half-moved), raises
  * the stage's CPU priority (nice -5, when permitted: a single queue stage
  * must keep up with many session processes when the CPU is short), opens
- * the input queue and the stage's file pool in its tmp/ (lib/pool.h:
+ * the input queue and the stage's file pool spool/recycle/QUEUE
+ * (lib/recycle.h:
  * finished inputs are reused for outputs instead of unlinked and
  * created). Dies 100 on bad usage, 111 when the queue cannot open. */
 void stage_start(struct stage *st, const char *name, const char *queue,
@@ -58,7 +59,7 @@ int stage_read(struct stage *st, const char *name, struct envelope *e);
  * content link msg/NEWNAME is made first. 0, or -1 with errno.
  * The text goes into a file of the stage's pool (or a new one in tmp/),
  * renamed to next's new/NEWNAME at the commit.
- * Group commit: the envelope is written into tmp/ now; its fsync, the
+ * Group commit: the envelope is written now; its fsync, the
  * rename into new/ and the directory fsyncs are done for a batch of
  * outputs together, at the latest when the stage next asks stage_next for
  * work with none at hand (or a stop). Inputs given to stage_done meanwhile
