@@ -6,6 +6,7 @@
 
 #include "content.h"
 #include "root.h"
+#include "spare.h"
 #include "spool.h"
 
 static int msg_fd = -1;
@@ -26,10 +27,12 @@ msg_dir(void)
 int
 content_create(const char *name)
 {
-	int dir = msg_dir();
+	int dir = msg_dir(), fd;
 
 	if (dir < 0)
 		return -1;
+	if ((fd = spare_take(dir, name)) >= 0)
+		return fd;
 	return openat(dir, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 }
 
@@ -98,6 +101,8 @@ content_unlink(const char *name)
 
 	if (dir < 0)
 		return -1;
+	if (spare_give(dir, name) == 0)
+		return 0;
 	if (unlinkat(dir, name, 0) < 0 && errno != ENOENT)
 		return -1;
 	return 0;

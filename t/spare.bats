@@ -1,0 +1,71 @@
+# t/spare.bats — content files kept for reuse (spool/spare/msg): the last
+# link of a finished message is kept, the next message is written into it
+# (emptied first), a spare with another link is never written, and the
+# spares stop at 2048.
+load lib/root
+
+setup() { root_new; }
+
+drain() {
+	bh-categorize -1 && bh-route -1 && bh-local -1
+}
+
+spares() { ls "$BH_ROOT/spool/spare/msg" | wc -l; }
+
+@test "a delivered message's content file is kept and the next message is written into it, emptied first" {
+	{ printf 'Subject: big\n\n'; head -c 100000 /dev/zero | tr '\0' a | fold -w 70; } |
+		bh-inject -f a@example.net demo@example.com
+	drain
+	assert_equal "$(ls "$BH_ROOT/spool/msg" | wc -l)" 0
+	assert_equal "$(spares)" 1
+	ino=$(stat -c %i "$BH_ROOT"/spool/spare/msg/*)
+	printf 'Subject: small\n\nsmall body\n' | bh-inject -f b@example.net demo@example.com
+	assert_equal "$(spares)" 0
+	id=$(ls "$BH_ROOT/spool/msg")
+	assert_equal "$(stat -c %i "$BH_ROOT/spool/msg/$id")" "$ino"
+	run sed -n '/^Subject/,$p' "$BH_ROOT/spool/msg/$id"
+	assert_output "$(printf 'Subject: small\r\n\r\nsmall body\r')"
+	[ "$(stat -c %s "$BH_ROOT/spool/msg/$id")" -lt 400 ]
+	drain
+	f=$(grep -l 'Subject: small' "$BH_ROOT"/mailroot/demo/Maildir/new/*)
+	run sed -n '/^Subject/,$p' "$f"
+	assert_output "$(printf 'Subject: small\n\nsmall body')"
+}
+
+@test "a spare that has another link is never written: the other file keeps its text" {
+	printf 'precious\n' > "$BH_ROOT/spool/msg/keep"
+	mkdir -p "$BH_ROOT/spool/spare/msg"
+	ln "$BH_ROOT/spool/msg/keep" "$BH_ROOT/spool/spare/msg/alias"
+	printf 'Subject: new\n\nnew\n' | bh-inject -f a@example.net demo@example.com
+	assert_equal "$(cat "$BH_ROOT/spool/msg/keep")" precious
+	assert_equal "$(stat -c %h "$BH_ROOT/spool/msg/keep")" 1
+	assert_equal "$(spares)" 0
+	id=$(ls "$BH_ROOT/spool/msg" | grep -v '^keep$')
+	[ "$(stat -c %i "$BH_ROOT/spool/msg/$id")" != "$(stat -c %i "$BH_ROOT/spool/msg/keep")" ]
+	run sed -n '/^Subject/,$p' "$BH_ROOT/spool/msg/$id"
+	assert_output "$(printf 'Subject: new\r\n\r\nnew\r')"
+}
+
+@test "content shared by two envelopes is kept only when its last link goes" {
+	printf 'Subject: two\n\nx\n' | bh-inject -f a@example.net demo@example.com x@remote.example
+	bh-categorize -1 && bh-route -1 && bh-local -1
+	assert_equal "$(spares)" 0
+	assert_equal "$(queue_count remote)" 1
+	name=$(ls "$BH_ROOT/spool/remote/new")
+	grep -qx "$(printf 'Subject: two\r')" "$BH_ROOT/spool/msg/$name"
+	assert_equal "$(stat -c %h "$BH_ROOT/spool/msg/$name")" 1
+	bh-queue delete "$name" >/dev/null
+	assert_equal "$(ls "$BH_ROOT/spool/msg" | wc -l)" 0
+	assert_equal "$(spares)" 1
+}
+
+@test "at 2048 spares a finished message's content is removed, not kept" {
+	mkdir -p "$BH_ROOT/spool/spare/msg"
+	(cd "$BH_ROOT/spool/spare/msg" && seq 2048 | xargs touch)
+	printf 'Subject: full\n\nx\n' | bh-inject -f a@example.net demo@example.com
+	assert_equal "$(spares)" 2047
+	touch "$BH_ROOT/spool/spare/msg/extra"
+	drain
+	assert_equal "$(ls "$BH_ROOT/spool/msg" | wc -l)" 0
+	assert_equal "$(spares)" 2048
+}
