@@ -18,9 +18,10 @@
 
 /* SPARE_MAX files at most (a flush of a big queue with no new mail
  * would otherwise keep every inode it freed); a taker lists up to
- * SPARE_BATCH names at a time, and looks again at an empty directory
- * only after SPARE_IDLE_SEC. */
-enum { SPARE_MAX = 2048, SPARE_BATCH = 64, SPARE_IDLE_SEC = 1,
+ * SPARE_BATCH names at a time, uses a listing only when it has at least
+ * SPARE_MIN (the fsync that makes them safe is shared by that many
+ * messages), and looks again only after SPARE_WAIT_MS. */
+enum { SPARE_MAX = 2048, SPARE_BATCH = 64, SPARE_MIN = 8, SPARE_WAIT_MS = 100,
     SPARE_COUNT_SEC = 10, SPARE_NAME_MAX = 128 };
 
 static int spare_fd = -1;
@@ -107,26 +108,34 @@ spare_give(int msgdir, const char *name)
 static struct {
 	char names[SPARE_BATCH][SPARE_NAME_MAX];
 	int n;
-	time_t empty_at;
+	long long next_ms;	/* monotonic: no listing before */
 	unsigned seed;
 } have;
+
+static long long
+spare_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
 
 static int
 spare_refill(int msgdir)
 {
-	time_t now = time(NULL);
+	long long now = spare_now_ms();
 	char t[SPARE_NAME_MAX];
 	int i, j;
 
-	if (have.empty_at != 0 && now - have.empty_at < SPARE_IDLE_SEC)
+	if (now < have.next_ms)
 		return -1;
-	if ((have.n = spare_list(have.names, SPARE_BATCH)) <= 0 ||
+	if ((have.n = spare_list(have.names, SPARE_BATCH)) < SPARE_MIN ||
 	    spool_fsync_dir(msgdir) < 0) {
 		have.n = 0;
-		have.empty_at = now;
+		have.next_ms = now + SPARE_WAIT_MS;
 		return -1;
 	}
-	have.empty_at = 0;
 	if (have.seed == 0)	/* forked takers must not share an order */
 		have.seed = (unsigned)getpid() ^ (unsigned)now;
 	for (i = have.n - 1; i > 0; i--) {

@@ -12,17 +12,19 @@ drain() {
 
 spares() { ls "$BH_ROOT/spool/spare/msg" | wc -l; }
 
-@test "a delivered message's content file is kept and the next message is written into it, emptied first" {
-	{ printf 'Subject: big\n\n'; head -c 100000 /dev/zero | tr '\0' a | fold -w 70; } |
-		bh-inject -f a@example.net demo@example.com
+@test "delivered messages' content files are kept and the next message is written into one, emptied first" {
+	for i in 1 2 3 4 5 6 7 8; do
+		{ printf 'Subject: big\n\n'; head -c 100000 /dev/zero | tr '\0' a | fold -w 70; } |
+			bh-inject -f a@example.net demo@example.com
+	done
 	drain
 	assert_equal "$(ls "$BH_ROOT/spool/msg" | wc -l)" 0
-	assert_equal "$(spares)" 1
-	ino=$(stat -c %i "$BH_ROOT"/spool/spare/msg/*)
+	assert_equal "$(spares)" 8
+	inodes=$(stat -c %i "$BH_ROOT"/spool/spare/msg/*)
 	printf 'Subject: small\n\nsmall body\n' | bh-inject -f b@example.net demo@example.com
-	assert_equal "$(spares)" 0
+	assert_equal "$(spares)" 7
 	id=$(ls "$BH_ROOT/spool/msg")
-	assert_equal "$(stat -c %i "$BH_ROOT/spool/msg/$id")" "$ino"
+	grep -qx "$(stat -c %i "$BH_ROOT/spool/msg/$id")" <<<"$inodes"
 	run sed -n '/^Subject/,$p' "$BH_ROOT/spool/msg/$id"
 	assert_output "$(printf 'Subject: small\r\n\r\nsmall body\r')"
 	[ "$(stat -c %s "$BH_ROOT/spool/msg/$id")" -lt 400 ]
@@ -32,16 +34,26 @@ spares() { ls "$BH_ROOT/spool/spare/msg" | wc -l; }
 	assert_output "$(printf 'Subject: small\n\nsmall body')"
 }
 
-@test "a spare that has another link is never written: the other file keeps its text" {
-	printf 'precious\n' > "$BH_ROOT/spool/msg/keep"
+@test "fewer than 8 spares are left alone: a new file is created" {
 	mkdir -p "$BH_ROOT/spool/spare/msg"
-	ln "$BH_ROOT/spool/msg/keep" "$BH_ROOT/spool/spare/msg/alias"
+	touch "$BH_ROOT"/spool/spare/msg/s{1,2,3,4,5,6,7}
 	printf 'Subject: new\n\nnew\n' | bh-inject -f a@example.net demo@example.com
-	assert_equal "$(cat "$BH_ROOT/spool/msg/keep")" precious
-	assert_equal "$(stat -c %h "$BH_ROOT/spool/msg/keep")" 1
+	assert_equal "$(spares)" 7
+}
+
+@test "a spare that has another link is never written: the other file keeps its text" {
+	mkdir -p "$BH_ROOT/spool/spare/msg"
+	for i in 1 2 3 4 5 6 7 8; do
+		printf 'precious %s\n' $i > "$BH_ROOT/spool/msg/keep$i"
+		ln "$BH_ROOT/spool/msg/keep$i" "$BH_ROOT/spool/spare/msg/alias$i"
+	done
+	printf 'Subject: new\n\nnew\n' | bh-inject -f a@example.net demo@example.com
+	for i in 1 2 3 4 5 6 7 8; do
+		assert_equal "$(cat "$BH_ROOT/spool/msg/keep$i")" "precious $i"
+		assert_equal "$(stat -c %h "$BH_ROOT/spool/msg/keep$i")" 1
+	done
 	assert_equal "$(spares)" 0
-	id=$(ls "$BH_ROOT/spool/msg" | grep -v '^keep$')
-	[ "$(stat -c %i "$BH_ROOT/spool/msg/$id")" != "$(stat -c %i "$BH_ROOT/spool/msg/keep")" ]
+	id=$(ls "$BH_ROOT/spool/msg" | grep -v '^keep')
 	run sed -n '/^Subject/,$p' "$BH_ROOT/spool/msg/$id"
 	assert_output "$(printf 'Subject: new\r\n\r\nnew\r')"
 }
