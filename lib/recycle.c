@@ -11,7 +11,11 @@
 
 /* Files kept, available and pending together: enough for two group
  * commits of a busy stage. */
-enum { POOL_MAX = 128, POOL_LOW = 16, POOL_DIRS = 8, POOL_TRIES = 16 };
+/* A pool smaller than POOL_GROW grows by creating files; then, once
+ * fewer than POOL_LOW are available, the pending ones are settled, all of
+ * them with one fsync of their directory. */
+enum { POOL_MAX = 128, POOL_GROW = 64, POOL_LOW = 4, POOL_DIRS = 8,
+    POOL_TRIES = 16 };
 
 struct pool_entry {
 	char name[RECYCLE_NAME_MAX];
@@ -229,7 +233,8 @@ recycle_hold_dir(int fromdir)
 int
 recycle_is_low(void)
 {
-	return pool.dir >= 0 && pool.navail < POOL_LOW;
+	return pool.dir >= 0 && pool.navail < POOL_LOW &&
+	    pool.navail + pool.npend >= POOL_GROW;
 }
 
 void

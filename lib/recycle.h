@@ -66,8 +66,9 @@ unsigned recycle_seal(const int **dirs, size_t *ndirs);
  * this commit (it does not fsync fromdir: they wait for a later one). */
 void recycle_hold_dir(int fromdir);
 
-/* Whether few files are available: then a commit should fsync the
- * directories of the pending ones even where it would not otherwise. */
+/* Whether few files are available in a pool grown to its size: then a
+ * commit should fsync the directories of the pending ones even where it
+ * would not otherwise (a smaller pool grows by recycle_create instead). */
 int recycle_is_low(void);
 
 /* The directories of the files pending at seal were fsync'ed (but those
