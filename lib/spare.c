@@ -43,14 +43,47 @@ spare_dir(void)
 	return spare_fd;
 }
 
-/* Up to max names of spare files into v (each SPARE_NAME_MAX), read from
- * the directory: their number, or -1. With v NULL, only counts. */
+/* Is name among v[0..n-1]? */
 static int
-spare_list(char (*v)[SPARE_NAME_MAX], int max)
+spare_seen(char (*v)[SPARE_NAME_MAX], int n, const char *name)
+{
+	while (n-- > 0)
+		if (strcmp(v[n], name) == 0)
+			return 1;
+	return 0;
+}
+
+/* Reads names from dir until the end, position stop (0: none) or v has
+ * max: the new count. A name already in v is not taken twice. */
+static int
+spare_read(DIR *dir, char (*v)[SPARE_NAME_MAX], int n, int max, long stop)
 {
 	struct dirent *d;
+
+	while (n < max && (stop == 0 || telldir(dir) < stop) &&
+	    (d = readdir(dir)) != NULL) {
+		if (d->d_name[0] == '.' || strlen(d->d_name) >= SPARE_NAME_MAX)
+			continue;
+		if (v != NULL) {
+			if (stop != 0 && spare_seen(v, n, d->d_name))
+				continue;
+			memcpy(v[n], d->d_name, strlen(d->d_name) + 1);
+		}
+		n++;
+	}
+	return n;
+}
+
+/* Up to max names of spare files into v (each SPARE_NAME_MAX), read from
+ * directory position start on (then from the beginning): their number,
+ * or -1. With v NULL, only counts. Takers start at a random position
+ * (ext4 positions are name hashes), so that many takers listing at once
+ * do not all go for the same files. */
+static int
+spare_list(char (*v)[SPARE_NAME_MAX], int max, long start)
+{
 	DIR *dir;
-	int fd, n = 0;
+	int fd, n;
 
 	if (spare_dir() < 0 || (fd = dup(spare_fd)) < 0)
 		return -1;
@@ -59,12 +92,12 @@ spare_list(char (*v)[SPARE_NAME_MAX], int max)
 		return -1;
 	}
 	rewinddir(dir);
-	while (n < max && (d = readdir(dir)) != NULL) {
-		if (d->d_name[0] == '.' || strlen(d->d_name) >= SPARE_NAME_MAX)
-			continue;
-		if (v != NULL)
-			memcpy(v[n], d->d_name, strlen(d->d_name) + 1);
-		n++;
+	if (start != 0)
+		seekdir(dir, start);
+	n = spare_read(dir, v, 0, max, 0);
+	if (start != 0 && n < max) {
+		rewinddir(dir);
+		n = spare_read(dir, v, n, max, start);
 	}
 	closedir(dir);
 	return n;
@@ -80,7 +113,7 @@ spare_room(void)
 	time_t now = time(NULL);
 
 	if (now - counted >= SPARE_COUNT_SEC || count >= SPARE_MAX) {
-		if ((count = spare_list(NULL, SPARE_MAX)) < 0)
+		if ((count = spare_list(NULL, SPARE_MAX, 0)) < 0)
 			return 0;
 		counted = now;
 	}
@@ -126,18 +159,21 @@ spare_refill(int msgdir)
 {
 	long long now = spare_now_ms();
 	char t[SPARE_NAME_MAX];
+	long start;
 	int i, j;
 
 	if (now < have.next_ms)
 		return -1;
-	if ((have.n = spare_list(have.names, SPARE_BATCH)) < SPARE_MIN ||
+	if (have.seed == 0)	/* forked takers must not share an order */
+		have.seed = (unsigned)getpid() ^ (unsigned)now;
+	start = (long)(((unsigned long)rand_r(&have.seed) << 31 ^
+	    (unsigned long)rand_r(&have.seed)) & LONG_MAX);
+	if ((have.n = spare_list(have.names, SPARE_BATCH, start)) < SPARE_MIN ||
 	    spool_fsync_dir(msgdir) < 0) {
 		have.n = 0;
 		have.next_ms = now + SPARE_WAIT_MS;
 		return -1;
 	}
-	if (have.seed == 0)	/* forked takers must not share an order */
-		have.seed = (unsigned)getpid() ^ (unsigned)now;
 	for (i = have.n - 1; i > 0; i--) {
 		j = rand_r(&have.seed) % (i + 1);
 		memcpy(t, have.names[i], sizeof t);
