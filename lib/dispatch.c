@@ -84,7 +84,8 @@ struct sched {
 	struct pollfd *pfds;	/* inotify, then busy workers' answers */
 	int *pfd_worker;	/* pfds[k] is workers[pfd_worker[k]]'s */
 	int nworkers, max_workers, per_dest, workers_cap;
-	int inotify;
+	int inotify, queue_wd, cdb_wd;	/* watches of new/ and of cdb/ */
+	int is_config_dirty;	/* something in cdb/ changed: read it again */
 	long long idle_max_ms;	/* remote-idle; 0: a worker ends after a batch */
 	unsigned long long config_stamp;/* of the .cdb files a worker reads */
 	unsigned generation;	/* of the configuration: a worker started
@@ -669,6 +670,8 @@ reap(struct sched *s, int block)
 	pid_t pid;
 	int status, i;
 
+	if (!block && !child_exited)
+		return;
 	child_exited = 0;
 	while (s->nworkers > 0 && (pid = waitpid(-1, &status, block ? 0 : WNOHANG)) > 0)
 		for (i = 0; i < s->nworkers; i++)
@@ -714,12 +717,30 @@ wait_limit(struct sched *s, time_t soonest, struct timespec *ts)
 	return ts;
 }
 
+/* Drains the watches' events: any but new/'s (cdb/, or an overflow)
+ * means the configuration is to be read again. */
+static void
+events_read(struct sched *s)
+{
+	char events[4096]
+	    __attribute__((aligned(__alignof__(struct inotify_event))));
+	const struct inotify_event *ev;
+	ssize_t got;
+	char *p;
+
+	while ((got = read(s->inotify, events, sizeof events)) > 0)
+		for (p = events; p < events + got; p += sizeof *ev + ev->len) {
+			ev = (const struct inotify_event *)p;
+			if (ev->wd != s->queue_wd)
+				s->is_config_dirty = 1;
+		}
+}
+
 /* Sleeps until new/ changes, a worker answers or ends, a retry or pacing
  * time comes, an idle worker is due to end, or a stop signal. */
 static void
 wait_event(struct sched *s, time_t soonest)
 {
-	char events[4096] __attribute__((aligned(8)));
 	struct timespec ts, *tsp = wait_limit(s, soonest, &ts);
 	nfds_t n = 1, k;
 	sigset_t none;
@@ -736,30 +757,30 @@ wait_event(struct sched *s, time_t soonest)
 		}
 	if (ppoll(s->pfds, n, tsp, &none) <= 0)
 		return;
-	while (s->inotify >= 0 && read(s->inotify, events, sizeof events) > 0)
-		;
+	events_read(s);
 	for (k = 1; k < n; k++)
 		if (s->pfds[k].revents != 0)
 			answer_read(s, &s->workers[s->pfd_worker[k]]);
 }
 
-/* new/, and cdb/ (best effort): a database bh-config replaced ends the
- * idle workers now rather than at their remote-idle. */
-static int
-watch_queue(void)
+/* new/, and cdb/: settings are read again only when a database there
+ * was replaced (without that watch, each round), and a replaced one ends
+ * the idle workers now rather than at their remote-idle. */
+static void
+watch_queue(struct sched *s)
 {
 	char path[PATH_MAX];
-	int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 
-	if (fd < 0 || root_path(path, sizeof path, "spool/remote/new") < 0 ||
-	    inotify_add_watch(fd, path, IN_MOVED_TO | IN_CREATE) < 0)
+	if ((s->inotify = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) < 0 ||
+	    root_path(path, sizeof path, "spool/remote/new") < 0 ||
+	    (s->queue_wd = inotify_add_watch(s->inotify, path,
+	    IN_MOVED_TO | IN_CREATE)) < 0)
 		die(EXIT_TEMP, errno, "unable to watch spool/remote/new");
-	if (root_path(path, sizeof path, "cdb") == 0)
-		inotify_add_watch(fd, path, IN_MOVED_TO);
-	return fd;
+	s->cdb_wd = root_path(path, sizeof path, "cdb") < 0 ? -1 :
+	    inotify_add_watch(s->inotify, path, IN_MOVED_TO | IN_CLOSE_WRITE);
 }
 
-/* The limits, read again before each round: a new settings.cdb applies
+/* The limits, read again when settings.cdb changed: a new one applies
  * without a restart (running workers above a lowered limit finish; idle
  * ones end). */
 static void
@@ -817,6 +838,7 @@ sched_init(struct sched *s, struct stage *st, dispatch_worker_fn *run)
 	memset(s, 0, sizeof *s);
 	s->st = st;
 	s->run = run;
+	watch_queue(s);		/* first: a change from now on is seen */
 	sched_limits(s);
 	sched_config(s);
 	memset(&sa, 0, sizeof sa);
@@ -826,7 +848,6 @@ sched_init(struct sched *s, struct stage *st, dispatch_worker_fn *run)
 	sigemptyset(&block);
 	sigaddset(&block, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &block, NULL);
-	s->inotify = watch_queue();
 }
 
 static void
@@ -855,8 +876,11 @@ dispatch_run(struct stage *st, dispatch_worker_fn *run)
 	sched_init(&s, st, run);
 	while (!spool_stop_requested) {
 		reap(&s, 0);
-		sched_limits(&s);
-		sched_config(&s);
+		if (s.is_config_dirty || s.cdb_wd < 0) {
+			s.is_config_dirty = 0;
+			sched_limits(&s);
+			sched_config(&s);
+		}
 		scan(&s);
 		launch_all(&s);
 		retire_idle(&s);

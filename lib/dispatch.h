@@ -7,7 +7,8 @@
  * connector), and hands batches of at most 100 names to worker processes:
  * at most settings max-remote (20) workers at once and
  * max-remote-per-domain (5) per destination, 1 for a connector with rate=
- * (and its workers spaced by the rate). Limits are read again each round.
+ * (and its workers spaced by the rate). Limits are read again when
+ * settings.cdb is replaced.
  * A batch that fails leaves its envelopes alone for a minute. With -1
  * (once), each envelope is tried once and the run ends when none is left.
  * SIGTERM is passed on to the workers, then dispatch_run returns.

@@ -302,8 +302,8 @@ worker_batch(struct stage *st, struct deliver_link *l, char **names, size_t n,
 	/* bh-route treats a Retry without a time as down for good */
 	if (o.earliest == 0)
 		o.earliest = time(NULL) + p->retry[0];
-	if (!spool_stop_requested && o.dest[0] != '\0' && !dest_frozen(o.dest))
-		dest_update(o.dest, l, &o);
+	if (!spool_stop_requested && o.dest[0] != '\0')
+		dest_update(o.dest, l, &o);	/* leaves Frozen alone */
 	return o.spool_trouble || spool_stop_requested ? EXIT_TEMP : EXIT_DONE;
 }
 
