@@ -260,7 +260,7 @@ copy_content(int in, int out, const struct buf *head, int binary, off_t *len)
 	ssize_t n, i;
 	int held_cr = 0;
 
-	*len = head->len;
+	*len = m == 0 ? head->len : 0;	/* else counted with conv */
 	if (m == 0 && write_all(out, head->data, head->len) < 0)
 		return -1;
 	memcpy(conv, head->data, m);
