@@ -53,6 +53,12 @@ content_commit(int fd)
 }
 
 int
+content_dirfd(void)
+{
+	return msg_dir();
+}
+
+int
 content_open(const char *name)
 {
 	int dir = msg_dir();

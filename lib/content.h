@@ -13,6 +13,10 @@ int content_create(const char *name);
 /* fsyncs and closes fd, then fsyncs spool/msg: the content is durable. */
 int content_commit(int fd);
 
+/* spool/msg, open (for a caller that fsyncs it together with other
+ * files: a file's entry there is durable once it is fsync'ed). -1 error. */
+int content_dirfd(void);
+
 /* Opens spool/msg/NAME read-only. fd, or -1. */
 int content_open(const char *name);
 
