@@ -500,13 +500,41 @@ temp_status(char *status)
 	return status;
 }
 
+/* Sends e over the open session. A kept session found closed before MAIL
+ * was answered is opened again once for it. */
+static void
+send_message(struct deliver_link *l, struct envelope *e, const char *name)
+{
+	int rc;
+
+	if ((rc = deliver_message(l, e, name)) == SESSION_STALE) {
+		log_detail(LOGLEVEL_MEDIUM, "connect", "host=%s msg=\"kept session "
+		    "was closed: connecting again\"", log_quote(l->mta));
+		client_close(&l->c, 0);
+		l->is_open = 0;
+		if (session_open(l) < 0) {
+			outcome_all_active(e, 4, temp_status(l->status), l->reason,
+			    l->mta);
+			return;
+		}
+		rc = deliver_message(l, e, name);	/* a new session: not stale */
+	}
+	if (rc < 0) {
+		link_error(l, &l->c);
+		client_close(&l->c, 0);
+		l->is_open = 0;
+		if (!spool_stop_requested)
+			outcome_all_active(e, 4, temp_status(l->status), l->reason, l->mta);
+	} else
+		l->is_reused = 1;
+}
+
 /* Resolves and connects as needed, then delivers. The envelope's active
  * recipients all get an outcome, unless we are stopping. */
 void
 deliver_attempt(struct deliver_link *l, struct envelope *e, const char *name)
 {
 	const char *hops = envelope_get(e, "hops");
-	int rc;
 
 	if (l->resolved < 0) {
 		l->resolved = hops == NULL ? 0 : dns_resolve_hops(hops, l->port,
@@ -535,26 +563,7 @@ deliver_attempt(struct deliver_link *l, struct envelope *e, const char *name)
 	rate_wait(l);
 	if (spool_stop_requested)
 		return;
-	if ((rc = deliver_message(l, e, name)) == SESSION_STALE) {
-		log_detail(LOGLEVEL_MEDIUM, "connect", "host=%s msg=\"kept session "
-		    "was closed: connecting again\"", log_quote(l->mta));
-		client_close(&l->c, 0);
-		l->is_open = 0;
-		if (session_open(l) < 0) {
-			outcome_all_active(e, 4, temp_status(l->status), l->reason,
-			    l->mta);
-			return;
-		}
-		rc = deliver_message(l, e, name);	/* a new session: not stale */
-	}
-	if (rc < 0) {
-		link_error(l, &l->c);
-		client_close(&l->c, 0);
-		l->is_open = 0;
-		if (!spool_stop_requested)
-			outcome_all_active(e, 4, temp_status(l->status), l->reason, l->mta);
-	} else
-		l->is_reused = 1;
+	send_message(l, e, name);
 	l->last_send = time(NULL);
 }
 

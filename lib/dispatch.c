@@ -271,7 +271,6 @@ scan(struct sched *s)
 	in->pos = in->nnames;
 }
 
-
 static long long
 now_ms(void)
 {
@@ -330,8 +329,11 @@ dispatch_next(struct dispatch_chan *ch, int watch_fd, char ***names,
 		pfd[1] = (struct pollfd){ watch_fd, POLLIN, 0 };
 		/* a batch in hand still looks at the connection first: it may
 		 * have died while we waited */
-		if (ppoll(pfd, watch_fd >= 0 ? 2 : 1, end ? &zero : NULL, &none) < 0)
-			continue;
+		if (ppoll(pfd, watch_fd >= 0 ? 2 : 1, end ? &zero : NULL, &none) < 0) {
+			if (errno == EINTR)
+				continue;	/* a stop: seen above */
+			return DISPATCH_END;
+		}
 		if (watch_fd >= 0 && pfd[1].revents != 0)
 			return DISPATCH_WATCHED;
 		if (end != NULL) {
