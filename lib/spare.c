@@ -1,5 +1,6 @@
 /*
- * spare: content files kept for reuse across programs (see spare.h).
+ * spare: content and envelope files kept for reuse across programs (see
+ * spare.h).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -16,31 +17,45 @@
 #include "spare.h"
 #include "spool.h"
 
-/* SPARE_MAX files at most (a flush of a big queue with no new mail
- * would otherwise keep every inode it freed); a taker lists up to
+/* SPARE_MAX files of a kind at most (a flush of a big queue with no new
+ * mail would otherwise keep every inode it freed); a taker lists up to
  * SPARE_BATCH names at a time, uses a listing only when it has at least
- * SPARE_MIN (the fsync that makes them safe is shared by that many
+ * SPARE_MIN (the fsyncs that make them safe are shared by that many
  * messages), and looks again only after SPARE_WAIT_MS. */
 enum { SPARE_MAX = 2048, SPARE_BATCH = 64, SPARE_MIN = 8, SPARE_WAIT_MS = 100,
     SPARE_COUNT_SEC = 10, SPARE_NAME_MAX = 128 };
 
-static int spare_fd = -1;
+struct kind {
+	const char *sub;	/* spool/spare/SUB */
+	int fd;
+	/* giving: the count, looked at every SPARE_COUNT_SEC */
+	time_t counted;
+	int count;
+	/* taking: names listed and made safe, in a shuffled order */
+	char names[SPARE_BATCH][SPARE_NAME_MAX];
+	int n;
+	long long next_ms;	/* monotonic: no listing before */
+	unsigned seed;
+};
 
-/* spool/spare/msg, made when missing. */
+static struct kind content_kind = { .sub = "msg", .fd = -1 };
+static struct kind envelope_kind = { .sub = "env", .fd = -1 };
+
+/* spool/spare/SUB, made when missing. */
 static int
-spare_dir(void)
+spare_dir(struct kind *k)
 {
 	char path[PATH_MAX];
 
-	if (spare_fd >= 0)
-		return spare_fd;
+	if (k->fd >= 0)
+		return k->fd;
 	if (root_path(path, sizeof path, "spool/spare") < 0 ||
 	    (mkdir(path, 0700) < 0 && errno != EEXIST) ||
-	    root_path(path, sizeof path, "spool/spare/msg") < 0 ||
+	    root_path(path, sizeof path, "spool/spare/%s", k->sub) < 0 ||
 	    (mkdir(path, 0700) < 0 && errno != EEXIST))
 		return -1;
-	spare_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	return spare_fd;
+	k->fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	return k->fd;
 }
 
 /* Is name among v[0..n-1]? */
@@ -80,12 +95,12 @@ spare_read(DIR *dir, char (*v)[SPARE_NAME_MAX], int n, int max, long stop)
  * (ext4 positions are name hashes), so that many takers listing at once
  * do not all go for the same files. */
 static int
-spare_list(char (*v)[SPARE_NAME_MAX], int max, long start)
+spare_list(struct kind *k, char (*v)[SPARE_NAME_MAX], int max, long start)
 {
 	DIR *dir;
 	int fd, n;
 
-	if (spare_dir() < 0 || (fd = dup(spare_fd)) < 0)
+	if (spare_dir(k) < 0 || (fd = dup(k->fd)) < 0)
 		return -1;
 	if ((dir = fdopendir(fd)) == NULL) {
 		close(fd);
@@ -106,44 +121,50 @@ spare_list(char (*v)[SPARE_NAME_MAX], int max, long start)
 /* Is there room for one more? The count is looked at again every
  * SPARE_COUNT_SEC seconds and kept up to date in between. */
 static int
-spare_room(void)
+spare_room(struct kind *k)
 {
-	static time_t counted;
-	static int count;
 	time_t now = time(NULL);
 
-	if (now - counted >= SPARE_COUNT_SEC || count >= SPARE_MAX) {
-		if ((count = spare_list(NULL, SPARE_MAX, 0)) < 0)
+	if (now - k->counted >= SPARE_COUNT_SEC || k->count >= SPARE_MAX) {
+		if ((k->count = spare_list(k, NULL, SPARE_MAX, 0)) < 0)
 			return 0;
-		counted = now;
+		k->counted = now;
 	}
-	if (count >= SPARE_MAX)
+	if (k->count >= SPARE_MAX)
 		return 0;
-	count++;
+	k->count++;
 	return 1;
+}
+
+/* Gives dirfd/name as the spare newname when it is its only link. */
+static int
+spare_give_as(struct kind *k, int dirfd, const char *name, const char *newname)
+{
+	struct stat sb;
+
+	if (fstatat(dirfd, name, &sb, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    !S_ISREG(sb.st_mode) || sb.st_nlink != 1 ||
+	    strlen(newname) >= SPARE_NAME_MAX || !spare_room(k))
+		return -1;
+	return renameat(dirfd, name, k->fd, newname);
 }
 
 int
 spare_give(int msgdir, const char *name)
 {
-	struct stat sb;
-
-	if (fstatat(msgdir, name, &sb, AT_SYMLINK_NOFOLLOW) < 0 ||
-	    !S_ISREG(sb.st_mode) || sb.st_nlink != 1 ||
-	    strlen(name) >= SPARE_NAME_MAX || !spare_room())
-		return -1;
-	return renameat(msgdir, name, spare_fd, name);
+	return spare_give_as(&content_kind, msgdir, name, name);
 }
 
-/* The names a taker may use: listed, then made safe by one fsync of
- * spool/msg (each left it before the listing). Their order is shuffled
- * so that takers working from the same directory rarely collide. */
-static struct {
-	char names[SPARE_BATCH][SPARE_NAME_MAX];
-	int n;
-	long long next_ms;	/* monotonic: no listing before */
-	unsigned seed;
-} have;
+int
+spare_give_envelope(int newdir, const char *queue, const char *name)
+{
+	char spare[SPARE_NAME_MAX];
+
+	if (snprintf(spare, sizeof spare, "%s,%s", queue, name) >=
+	    (int)sizeof spare || strchr(queue, '/') != NULL)
+		return -1;
+	return spare_give_as(&envelope_kind, newdir, name, spare);
+}
 
 static long long
 spare_now_ms(void)
@@ -154,75 +175,125 @@ spare_now_ms(void)
 	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
 }
 
-static int
-spare_refill(int msgdir)
+static void
+spare_shuffle(struct kind *k)
 {
-	long long now = spare_now_ms();
 	char t[SPARE_NAME_MAX];
-	long start;
 	int i, j;
 
-	if (now < have.next_ms)
+	for (i = k->n - 1; i > 0; i--) {
+		j = rand_r(&k->seed) % (i + 1);
+		memcpy(t, k->names[i], sizeof t);
+		memcpy(k->names[i], k->names[j], sizeof t);
+		memcpy(k->names[j], t, sizeof t);
+	}
+}
+
+/* Makes the departure of each listed envelope spare durable: one fsync
+ * of spool/QUEUE/new per queue named (QUEUE,NAME). 0 or -1. */
+static int
+spare_sync_sources(const struct kind *k)
+{
+	char queues[SPARE_BATCH][SPARE_NAME_MAX], path[PATH_MAX];
+	int i, nq = 0, fd, rc = 0;
+	size_t len;
+
+	for (i = 0; i < k->n; i++) {
+		len = strcspn(k->names[i], ",");
+		if (k->names[i][len] != ',')
+			return -1;
+		snprintf(queues[nq], sizeof queues[nq], "%.*s", (int)len,
+		    k->names[i]);
+		if (!spare_seen(queues, nq, queues[nq]))
+			nq++;
+	}
+	for (i = 0; i < nq && rc == 0; i++) {
+		if (root_path(path, sizeof path, "spool/%s/new", queues[i]) < 0 ||
+		    (fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+			return -1;
+		rc = spool_fsync_dir(fd);
+		close(fd);
+	}
+	return rc;
+}
+
+/* Lists the spares of kind k and makes them safe to write: fsyncs
+ * spool/msg (msgdir) for content, each source queue's new/ for
+ * envelopes. 0, or -1 (none to take now). */
+static int
+spare_refill(struct kind *k, int msgdir)
+{
+	long long now = spare_now_ms();
+	long start;
+
+	if (now < k->next_ms)
 		return -1;
-	if (have.seed == 0)	/* forked takers must not share an order */
-		have.seed = (unsigned)getpid() ^ (unsigned)now;
-	start = (long)(((unsigned long)rand_r(&have.seed) << 31 ^
-	    (unsigned long)rand_r(&have.seed)) & LONG_MAX);
-	if ((have.n = spare_list(have.names, SPARE_BATCH, start)) < SPARE_MIN ||
-	    spool_fsync_dir(msgdir) < 0) {
-		have.n = 0;
-		have.next_ms = now + SPARE_WAIT_MS;
+	if (k->seed == 0)	/* forked takers must not share an order */
+		k->seed = (unsigned)getpid() ^ (unsigned)now;
+	start = (long)(((unsigned long)rand_r(&k->seed) << 31 ^
+	    (unsigned long)rand_r(&k->seed)) & LONG_MAX);
+	if ((k->n = spare_list(k, k->names, SPARE_BATCH, start)) < SPARE_MIN ||
+	    (msgdir >= 0 ? spool_fsync_dir(msgdir) : spare_sync_sources(k)) < 0) {
+		k->n = 0;
+		k->next_ms = now + SPARE_WAIT_MS;
 		return -1;
 	}
-	for (i = have.n - 1; i > 0; i--) {
-		j = rand_r(&have.seed) % (i + 1);
-		memcpy(t, have.names[i], sizeof t);
-		memcpy(have.names[i], have.names[j], sizeof t);
-		memcpy(have.names[j], t, sizeof t);
-	}
+	spare_shuffle(k);
 	return 0;
 }
 
 /* Opens the taken file; -1 (and the name is dropped again) if it has
  * another link. */
 static int
-spare_open(int msgdir, const char *name)
+spare_open(int dirfd, const char *name)
 {
 	struct stat sb;
-	int fd = openat(msgdir, name, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+	int fd = openat(dirfd, name, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
 
 	if (fd < 0)
 		return -1;
 	/* checked before a byte of it changes */
 	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || sb.st_nlink != 1) {
 		close(fd);
-		unlinkat(msgdir, name, 0);
+		unlinkat(dirfd, name, 0);
 		return -1;
 	}
 	if (ftruncate(fd, 0) < 0) {
 		close(fd);
-		unlinkat(msgdir, name, 0);
+		unlinkat(dirfd, name, 0);
 		return -1;
 	}
 	return fd;
 }
 
-int
-spare_take(int msgdir, const char *name)
+static int
+spare_take_as(struct kind *k, int msgdir, int dirfd, const char *name)
 {
 	int fd;
 
 	for (;;) {
-		if (have.n == 0 && spare_refill(msgdir) < 0)
+		if (k->n == 0 && spare_refill(k, msgdir) < 0)
 			return -1;
-		have.n--;
-		if (renameat2(spare_fd, have.names[have.n], msgdir, name,
+		k->n--;
+		if (renameat2(k->fd, k->names[k->n], dirfd, name,
 		    RENAME_NOREPLACE) < 0) {
 			if (errno == ENOENT)
 				continue;	/* another taker was first */
 			return -1;
 		}
-		if ((fd = spare_open(msgdir, name)) >= 0)
+		if ((fd = spare_open(dirfd, name)) >= 0)
 			return fd;
 	}
+}
+
+int
+spare_take(int msgdir, const char *name)
+{
+	return spare_take_as(&content_kind, msgdir, msgdir, name);
+}
+
+int
+spare_take_envelope(int tmpdir, const char *name)
+{
+	return spare_take_as(&envelope_kind, -1, tmpdir, name);
 }

@@ -1,8 +1,8 @@
 #ifndef BH_SPARE_H
 #define BH_SPARE_H
 /*
- * spare: message content files kept for reuse across programs, in
- * ROOT/spool/spare/msg/.
+ * spare: message content and envelope files kept for reuse across
+ * programs, in ROOT/spool/spare/msg/ and ROOT/spool/spare/env/.
  *
  * On ext4 without a journal, creating a file scans past every inode freed
  * in the last seconds (up to 35 s while the inode table is dirty) in its
@@ -27,5 +27,13 @@ int spare_give(int msgdir, const char *name);
 /* Takes a spare as spool/msg/NAME (never replacing an existing NAME),
  * opened for writing and emptied. fd, or -1 (none: the caller creates). */
 int spare_take(int msgdir, const char *name);
+
+/* The same for envelopes, in spool/spare/env/: a stage that is done with
+ * its input spool/QUEUE/new/NAME (newdir) gives it instead of removing
+ * it; a receiving program takes one as tmp/NAME of its next queue
+ * (tmpdir) for the envelope it writes. A taker fsyncs each source
+ * queue's new/ before it writes into spares that left it. */
+int spare_give_envelope(int newdir, const char *queue, const char *name);
+int spare_take_envelope(int tmpdir, const char *name);
 
 #endif

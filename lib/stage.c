@@ -15,6 +15,7 @@
 #include "log.h"
 #include "recycle.h"
 #include "root.h"
+#include "spare.h"
 #include "priv.h"
 #include "stage.h"
 
@@ -557,6 +558,7 @@ stage_done_now(struct stage *st, const char *name, int keep_content)
 	/* envelope first: a crash in between leaves an unreferenced link,
 	 * which is garbage, never an envelope without its content */
 	if (recycle_give(st->in.newfd, name) < 0 &&
+	    spare_give_envelope(st->in.newfd, st->in.queue, name) < 0 &&
 	    spool_remove(&st->in, "new", name) < 0)
 		log_event("warning", "id=%s msg=\"unable to remove envelope\"",
 		    name);

@@ -60,6 +60,7 @@
 #include "net.h"
 #include "root.h"
 #include "smtp.h"
+#include "spare.h"
 #include "spool.h"
 #include "syncall.h"
 #include "tls.h"
@@ -774,8 +775,9 @@ message_commit(struct session *s, int fd)
 
 	if (in == NULL || fds[1] < 0 || message_envelope(s, &b) < 0)
 		goto out;
-	fds[2] = openat(in->tmpfd, s->id, O_WRONLY | O_CREAT | O_TRUNC |
-	    O_CLOEXEC, 0600);
+	if ((fds[2] = spare_take_envelope(in->tmpfd, s->id)) < 0)
+		fds[2] = openat(in->tmpfd, s->id, O_WRONLY | O_CREAT | O_TRUNC |
+		    O_CLOEXEC, 0600);
 	if (fds[2] < 0 || write_all(fds[2], b.data, b.len) < 0 ||
 	    syncall(fds, 3) < 0)
 		goto out;

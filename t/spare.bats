@@ -1,8 +1,9 @@
-# t/spare.bats — content files kept for reuse (spool/spare/msg): the last
-# link of a finished message is kept, the next message is written into it
-# (emptied first), a spare with another link is never written, and the
-# spares stop at 2048.
+# t/spare.bats — content and envelope files kept for reuse
+# (spool/spare/msg, spool/spare/env): the last link of a finished message
+# is kept, the next message is written into it (emptied first), a spare
+# with another link is never written, and the spares stop at 2048.
 load lib/root
+load lib/dns
 
 setup() { root_new; }
 
@@ -80,4 +81,35 @@ spares() { ls "$BH_ROOT/spool/spare/msg" | wc -l; }
 	drain
 	assert_equal "$(ls "$BH_ROOT/spool/msg" | wc -l)" 0
 	assert_equal "$(spares)" 2048
+}
+
+@test "bh-remote keeps the envelopes it finished; bh-smtpd writes the next envelope into one" {
+	SINK_PORT=$(free_port)
+	sink_start mx1 127.0.0.2
+	for i in 1 2 3 4 5 6 7 8; do
+		remote_put a.test 'smarthost:[127.0.0.2]' "rcpt x$i@a.test state=remote" >/dev/null
+	done
+	printf 'remote-port %s\n' "$SINK_PORT" >> "$BH_ROOT/cdb/settings"
+	config_make
+	bh-remote -1
+	assert_equal "$(sink_count mx1)" 8
+	assert queue_empty remote
+	run ls "$BH_ROOT/spool/spare/env"
+	assert_equal "${#lines[@]}" 8
+	assert_line --regexp '^remote,[0-9]+-[0-9]+-[0-9]+$'
+	inodes=$(stat -c %i "$BH_ROOT"/spool/spare/env/*)
+	run smtpd_once < <(printf 'HELO x\r\nMAIL FROM:<a@example.net>\r\nRCPT TO:<demo@example.com>\r\nDATA\r\nSubject: e\r\n\r\nx\r\n.\r\nQUIT\r\n')
+	assert_line --regexp '^250 2\.6\.0 '
+	assert_equal "$(ls "$BH_ROOT/spool/spare/env" | wc -l)" 7
+	id=$(ls "$BH_ROOT/spool/incoming/new")
+	grep -qx "$(stat -c %i "$BH_ROOT/spool/incoming/new/$id")" <<<"$inodes"
+	run cat "$BH_ROOT/spool/incoming/new/$id"
+	assert_line 'sender a@example.net'
+	assert_line --regexp '^rcpt demo@example.com state=new'
+	refute_line --partial 'a.test'
+	refute_line --partial 'hops'
+}
+
+smtpd_once() {
+	TCPREMOTEIP=192.0.2.1 bh-smtpd -i 2>/dev/null | tr -d '\r'
 }
