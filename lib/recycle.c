@@ -11,11 +11,10 @@
 
 /* Files kept, available and pending together: enough for two group
  * commits of a busy stage. */
-/* A pool smaller than POOL_GROW grows by creating files; then, once
- * fewer than POOL_LOW are available, the pending ones are settled, all of
- * them with one fsync of their directory. */
-enum { POOL_MAX = 128, POOL_GROW = 64, POOL_LOW = 4, POOL_DIRS = 8,
-    POOL_TRIES = 16 };
+/* When none is available but POOL_BATCH are pending, recycle_take settles
+ * them all by one fsync of their directories (a create costs far more);
+ * with fewer it creates, and the pool grows. */
+enum { POOL_MAX = 128, POOL_BATCH = 8, POOL_DIRS = 8, POOL_TRIES = 16 };
 
 struct pool_entry {
 	char name[RECYCLE_NAME_MAX];
@@ -101,11 +100,28 @@ fresh_name(char name[RECYCLE_NAME_MAX])
 	    ++pool.seq);
 }
 
+/* Makes the pending files available: fsyncs the directories they left. */
+static void
+settle_now(void)
+{
+	const int *dirs;
+	size_t i, n;
+	unsigned seal = recycle_seal(&dirs, &n);
+
+	for (i = 0; i < n; i++)
+		if (fsync(dirs[i]) < 0)
+			recycle_hold_dir(dirs[i]);
+	recycle_settle(seal);
+}
+
 int
 recycle_take(char name[RECYCLE_NAME_MAX], off_t *size)
 {
 	struct stat st;
 	int fd;
+
+	if (pool.dir >= 0 && pool.navail == 0 && pool.npend >= POOL_BATCH)
+		settle_now();
 
 	while (pool.dir >= 0 && pool.navail > 0) {
 		snprintf(name, RECYCLE_NAME_MAX, "%s", pool.avail[--pool.navail].name);
@@ -228,13 +244,6 @@ recycle_hold_dir(int fromdir)
 	for (i = 0; i < pool.npend; i++)
 		if (pool.pend[i].fromdir == fromdir)
 			pool.pend[i].gen = pool.gen;	/* after the seal */
-}
-
-int
-recycle_is_low(void)
-{
-	return pool.dir >= 0 && pool.navail < POOL_LOW &&
-	    pool.navail + pool.npend >= POOL_GROW;
 }
 
 void

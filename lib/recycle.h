@@ -11,9 +11,10 @@
  * A file given to the pool may still carry its old name on disk until the
  * directory it left is fsync'ed: rewritten before that, a crash could bring
  * the old name back with another message's text. So a given file waits
- * (pending) until the commit that fsyncs that directory has run: the
- * caller asks which directories to fsync (recycle_seal), fsyncs them, and
- * then recycle_settle makes the files given before the seal available.
+ * (pending) until a commit that fsyncs that directory anyway has run (the
+ * caller asks which directories to fsync with recycle_seal, and
+ * recycle_settle makes the files given before the seal available), or
+ * until recycle_take, finding none available, fsyncs them itself.
  *
  * The files live in one directory (a stage's is spool/recycle/QUEUE) as
  * ".recycle.PID.N"; the pool keeps its descriptor open.
@@ -35,7 +36,9 @@ int recycle_dir(void);
 
 /* An available file opened for writing, its name (in recycle_dir) into name
  * and its current size into *size: the caller writes from offset 0 and
- * truncates what is left of the old text. -1 when none is available. */
+ * truncates what is left of the old text. -1 when none is available.
+ * With none available but several pending, it fsyncs the directories
+ * they left (one fsync for all of them) and takes one of those. */
 int recycle_take(char name[RECYCLE_NAME_MAX], off_t *size);
 
 /* A new empty file in recycle_dir under a fresh name (when recycle_take had
@@ -65,11 +68,6 @@ unsigned recycle_seal(const int **dirs, size_t *ndirs);
 /* After recycle_seal: the files from fromdir are not to be settled by
  * this commit (it does not fsync fromdir: they wait for a later one). */
 void recycle_hold_dir(int fromdir);
-
-/* Whether few files are available in a pool grown to its size: then a
- * commit should fsync the directories of the pending ones even where it
- * would not otherwise (a smaller pool grows by recycle_create instead). */
-int recycle_is_low(void);
 
 /* The directories of the files pending at seal were fsync'ed (but those
  * held back): they are available now. */

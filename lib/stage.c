@@ -326,26 +326,20 @@ batch_has_dir(int dirfd)
 	return 0;
 }
 
-/* Files the pool got wait for the fsync of the directories they left.
- * Where this commit fsyncs such a directory anyway they are settled with
- * it; another directory (bh-local's input queue) joins the commit only
- * when the pool runs low, so its fsync is paid once per many messages. */
+/* Files the pool got wait for the fsync of the directories they left:
+ * where this commit fsyncs such a directory anyway they are settled with
+ * it; the others (bh-local's input queue) wait until recycle_take needs
+ * them, to fsync that directory once for many files. */
 static unsigned
 batch_pool_dirs(void)
 {
 	const int *dirs;
 	size_t i, n;
 	unsigned seal = recycle_seal(&dirs, &n);
-	int is_low = recycle_is_low();
 
-	for (i = 0; i < n; i++) {
-		if (batch_has_dir(dirs[i]))
-			continue;
-		if (!is_low)
+	for (i = 0; i < n; i++)
+		if (!batch_has_dir(dirs[i]))
 			recycle_hold_dir(dirs[i]);
-		else if (batch_dir(dirs[i]) < 0)
-			die(EXIT_TEMP, errno, "unable to fsync a spool directory");
-	}
 	return seal;
 }
 
