@@ -2557,12 +2557,14 @@ poll_set(struct pollfd **p, size_t **who, size_t *cap)
 {
 	size_t n, i, need = nlisteners + 1 + nchildren;
 
-	if (need > *cap) {
-		struct pollfd *np = realloc(*p, need * sizeof **p);
-		size_t *nw = np ? realloc(*who, need * sizeof **who) : NULL;
-		if (np != NULL)
-			*p = np;
-		if (nw == NULL)
+	if (need > *cap || *p == NULL || *who == NULL) {
+		struct pollfd *np = realloc(*p, (need + 1) * sizeof **p);
+		size_t *nw;
+
+		if (np == NULL)
+			die(EXIT_TEMP, ENOMEM, "out of memory");
+		*p = np;
+		if ((nw = realloc(*who, (need + 1) * sizeof **who)) == NULL)
 			die(EXIT_TEMP, ENOMEM, "out of memory");
 		*who = nw;
 		*cap = need;
