@@ -305,16 +305,30 @@ add_watches(struct spool *s)
 	return 0;
 }
 
+/* Reads the events queued so far, without waiting. The listing that
+ * follows sees all they told of; our own moves in new/ (bh-categorize's
+ * exchange) thus no longer wake the next wait for nothing. */
+static void
+drain_events(struct spool *s)
+{
+	char events[4096] __attribute__((aligned(8)));
+	ssize_t n;
+
+	if (s->inotify < 0)
+		return;
+	while ((n = read(s->inotify, events, sizeof events)) > 0)
+		if (spool_events_touch_retry(s, events, n))
+			s->due_known = 0;	/* retry/ changed: list it again */
+}
+
 /* Blocks until an inotify event, a due retry or a stop signal. */
 static int
 wait_for_work(struct spool *s)
 {
-	char events[4096] __attribute__((aligned(8)));
 	struct timespec ts, *tsp = NULL;
 	struct pollfd pfd;
 	sigset_t none;
 	time_t now;
-	ssize_t n;
 
 	if (s->next_due != 0) {
 		now = time(NULL);
@@ -329,10 +343,7 @@ wait_for_work(struct spool *s)
 	 * spool_stop_requested and the wait cannot be lost */
 	if (ppoll(&pfd, 1, tsp, &none) < 0 && errno != EINTR)
 		return -1;
-	while ((n = read(s->inotify, events, sizeof events)) > 0)
-		if (spool_events_touch_retry(s, events, n))
-			s->due_known = 0;	/* retry/ changed: list it again */
-	return 0;
+	return 0;	/* spool_next reads the events */
 }
 
 int
@@ -361,6 +372,7 @@ spool_next(struct spool *s, char *name, size_t cap, int once)
 		}
 		if (!once && s->inotify < 0 && (watch(s) < 0 || add_watches(s) < 0))
 			return -1;
+		drain_events(s);	/* before the listing: nothing is missed */
 		if (!s->due_known || (s->next_due != 0 && s->next_due <= time(NULL)))
 			if (release_due(s, 0) < 0)
 				return -1;
