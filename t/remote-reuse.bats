@@ -63,6 +63,8 @@ nothing_deferred() {
 	for i in $(seq 20); do
 		smart_put "u$i@far.test"
 		wait_until 10 sink_has smart "$i"
+		# settled, so the worker is idle again (not busy: a second one)
+		wait_until 5 queue_empty remote
 	done
 	assert_equal "$(cat "$BATS_TEST_TMPDIR/smart/sessions")" 1
 	assert_equal "$(grep -c '^1 EHLO' "$BATS_TEST_TMPDIR/smart/commands")" 1
@@ -145,6 +147,7 @@ nothing_deferred() {
 	remote_daemon
 	smart_put a@far.test
 	wait_until 10 grep -qx 1 "$BATS_TEST_TMPDIR/idle/messages"
+	wait_until 5 queue_empty remote
 	local pid
 	pid=$(workers)
 	wait_until 10 grep -qx 1 "$BATS_TEST_TMPDIR/idle/closed"
@@ -165,6 +168,7 @@ nothing_deferred() {
 	for i in 1 2 3; do
 		smart_put "u$i@far.test"
 		wait_until 10 sink_has smart "$i"
+		wait_until 5 queue_empty remote
 	done
 	assert_equal "$(cat "$BATS_TEST_TMPDIR/smart/sessions")" 3
 	wait_until 5 queue_empty remote
