@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "content.h"
@@ -24,16 +25,39 @@ msg_dir(void)
 	return msg_fd;
 }
 
-int
-content_create(const char *name)
+static int
+content_make(const char *name, int keep)
 {
 	int dir = msg_dir(), fd;
 
 	if (dir < 0)
 		return -1;
-	if ((fd = spare_take(dir, name)) >= 0)
+	if ((fd = spare_take(dir, name, keep)) >= 0)
 		return fd;
 	return openat(dir, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+}
+
+int
+content_create(const char *name)
+{
+	return content_make(name, 0);
+}
+
+int
+content_create_over(const char *name)
+{
+	return content_make(name, 1);
+}
+
+int
+content_cut(int fd)
+{
+	off_t at = lseek(fd, 0, SEEK_CUR);
+	struct stat sb;
+
+	if (at < 0 || fstat(fd, &sb) < 0)
+		return -1;
+	return sb.st_size > at ? ftruncate(fd, at) : 0;
 }
 
 int
@@ -41,7 +65,7 @@ content_commit(int fd)
 {
 	int dir = msg_dir(), err;
 
-	if (fsync(fd) < 0) {
+	if (content_cut(fd) < 0 || fsync(fd) < 0) {
 		err = errno;
 		close(fd);
 		errno = err;

@@ -10,7 +10,17 @@
 /* Creates spool/msg/NAME for writing (O_EXCL). fd, or -1. */
 int content_create(const char *name);
 
-/* fsyncs and closes fd, then fsyncs spool/msg: the content is durable. */
+/* content_create for a writer that writes the file from its start, in
+ * order, and ends with content_cut or content_commit: a reused file keeps
+ * its older bytes until then (cutting them at the end frees nothing when
+ * the new text is about as long). fd, or -1. */
+int content_create_over(const char *name);
+
+/* Cuts the file at fd's offset when older bytes lie beyond it. 0 or -1. */
+int content_cut(int fd);
+
+/* Cuts (content_cut), fsyncs and closes fd, then fsyncs spool/msg: the
+ * content is durable. */
 int content_commit(int fd);
 
 /* spool/msg, open (for a caller that fsyncs it together with other

@@ -242,10 +242,10 @@ spare_refill(struct kind *k, int msgdir)
 	return 0;
 }
 
-/* Opens the taken file; -1 (and the name is dropped again) if it has
- * another link. */
+/* Opens the taken file (emptied unless keep); -1 (and the name is
+ * dropped again) if it has another link. */
 static int
-spare_open(int dirfd, const char *name)
+spare_open(int dirfd, const char *name, int keep)
 {
 	struct stat sb;
 	int fd = openat(dirfd, name, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -258,7 +258,7 @@ spare_open(int dirfd, const char *name)
 		unlinkat(dirfd, name, 0);
 		return -1;
 	}
-	if (ftruncate(fd, 0) < 0) {
+	if (!keep && ftruncate(fd, 0) < 0) {
 		close(fd);
 		unlinkat(dirfd, name, 0);
 		return -1;
@@ -267,7 +267,8 @@ spare_open(int dirfd, const char *name)
 }
 
 static int
-spare_take_as(struct kind *k, int msgdir, int dirfd, const char *name)
+spare_take_as(struct kind *k, int msgdir, int dirfd, const char *name,
+    int keep)
 {
 	int fd;
 
@@ -281,19 +282,19 @@ spare_take_as(struct kind *k, int msgdir, int dirfd, const char *name)
 				continue;	/* another taker was first */
 			return -1;
 		}
-		if ((fd = spare_open(dirfd, name)) >= 0)
+		if ((fd = spare_open(dirfd, name, keep)) >= 0)
 			return fd;
 	}
 }
 
 int
-spare_take(int msgdir, const char *name)
+spare_take(int msgdir, const char *name, int keep)
 {
-	return spare_take_as(&content_kind, msgdir, msgdir, name);
+	return spare_take_as(&content_kind, msgdir, msgdir, name, keep);
 }
 
 int
-spare_take_envelope(int tmpdir, const char *name)
+spare_take_envelope(int tmpdir, const char *name, int keep)
 {
-	return spare_take_as(&envelope_kind, -1, tmpdir, name);
+	return spare_take_as(&envelope_kind, -1, tmpdir, name, keep);
 }

@@ -25,15 +25,19 @@
 int spare_give(int msgdir, const char *name);
 
 /* Takes a spare as spool/msg/NAME (never replacing an existing NAME),
- * opened for writing and emptied. fd, or -1 (none: the caller creates). */
-int spare_take(int msgdir, const char *name);
+ * opened for writing at its start and emptied, or with keep its old bytes
+ * left for the caller to cut after writing (emptying frees the blocks,
+ * and a freed block is discarded at once). fd, or -1 (none: the caller
+ * creates). */
+int spare_take(int msgdir, const char *name, int keep);
 
 /* The same for envelopes, in spool/spare/env/: a stage that is done with
  * its input spool/QUEUE/new/NAME (newdir) gives it instead of removing
  * it; a receiving program takes one as tmp/NAME of its next queue
  * (tmpdir) for the envelope it writes. A taker fsyncs each source
- * queue's new/ before it writes into spares that left it. */
+ * queue's new/ before it writes into spares that left it. keep as for
+ * spare_take. */
 int spare_give_envelope(int newdir, const char *queue, const char *name);
-int spare_take_envelope(int tmpdir, const char *name);
+int spare_take_envelope(int tmpdir, const char *name, int keep);
 
 #endif

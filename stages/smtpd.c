@@ -632,7 +632,7 @@ message_begin(struct session *s)
 	s->hdr.at_bol = 1;
 	s->msg_bytes = s->content_bytes = 0;
 	s->is_oversize = s->is_write_failed = 0;
-	if ((s->fd = content_create(s->id)) < 0)
+	if ((s->fd = content_create_over(s->id)) < 0)
 		return -1;
 	if (received_line(s, &b) < 0 || write_all(s->fd, b.data, b.len) < 0) {
 		err = errno;
@@ -775,10 +775,13 @@ message_commit(struct session *s, int fd)
 
 	if (in == NULL || fds[1] < 0 || message_envelope(s, &b) < 0)
 		goto out;
-	if ((fds[2] = spare_take_envelope(in->tmpfd, s->id)) < 0)
+	/* a reused file is written over and cut: emptying it first would
+	 * free its block (and discard it) only to allocate one again */
+	if ((fds[2] = spare_take_envelope(in->tmpfd, s->id, 1)) < 0)
 		fds[2] = openat(in->tmpfd, s->id, O_WRONLY | O_CREAT | O_TRUNC |
 		    O_CLOEXEC, 0600);
 	if (fds[2] < 0 || write_all(fds[2], b.data, b.len) < 0 ||
+	    content_cut(fds[2]) < 0 || content_cut(fd) < 0 ||
 	    syncall(fds, 3) < 0)
 		goto out;
 	err = close(fds[2]);

@@ -35,6 +35,23 @@ spares() { ls "$BH_ROOT/spool/spare/msg" | wc -l; }
 	assert_output "$(printf 'Subject: small\n\nsmall body')"
 }
 
+@test "bh-smtpd writes over a bigger spare and cuts it at the end of the message" {
+	for i in 1 2 3 4 5 6 7 8; do
+		{ printf 'Subject: big\n\n'; head -c 100000 /dev/zero | tr '\0' a | fold -w 70; } |
+			bh-inject -f a@example.net demo@example.com
+	done
+	drain
+	inodes=$(stat -c %i "$BH_ROOT"/spool/spare/msg/*)
+	run smtpd_once < <(printf 'HELO x\r\nMAIL FROM:<a@example.net>\r\nRCPT TO:<demo@example.com>\r\nDATA\r\nSubject: cut\r\n\r\nshort\r\n.\r\nQUIT\r\n')
+	assert_line --regexp '^250 2\.6\.0 '
+	id=$(ls "$BH_ROOT/spool/msg")
+	grep -qx "$(stat -c %i "$BH_ROOT/spool/msg/$id")" <<<"$inodes"
+	run sed -n '/^Subject/,$p' "$BH_ROOT/spool/msg/$id"
+	assert_output "$(printf 'Subject: cut\r\n\r\nshort\r')"
+	[ "$(stat -c %s "$BH_ROOT/spool/msg/$id")" -lt 400 ]
+	grep -qx "size $(stat -c %s "$BH_ROOT/spool/msg/$id")" "$BH_ROOT/spool/incoming/new/$id"
+}
+
 @test "fewer than 8 spares are left alone: a new file is created" {
 	mkdir -p "$BH_ROOT/spool/spare/msg"
 	touch "$BH_ROOT"/spool/spare/msg/s{1,2,3,4,5,6,7}
