@@ -139,7 +139,7 @@ deliver_prepare(struct deliver_link *l, const struct envelope *e)
 	l->port = conf_setting_size("remote-port", 25);
 	l->timeout_cap = conf_setting_time("timeout", 0);
 	l->resolved = -1;
-	l->is_open = l->failed = 0;
+	l->is_open = l->failed = l->is_reused = 0;
 	if (conn != NULL)
 		link_connector(l, conn);
 	if (source != NULL)
