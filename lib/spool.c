@@ -305,6 +305,22 @@ add_watches(struct spool *s)
 	return 0;
 }
 
+/* Whether a read of inotify events tells of a change in retry/ (or of
+ * lost events): then retry/ is listed again; new/ alone leaves it. */
+static int
+events_touch_retry(const struct spool *s, const char *events, size_t len)
+{
+	const struct inotify_event *ev;
+	size_t off;
+
+	for (off = 0; off + sizeof *ev <= len; off += sizeof *ev + ev->len) {
+		ev = (const struct inotify_event *)(events + off);
+		if (ev->wd == s->retry_wd || (ev->mask & IN_Q_OVERFLOW))
+			return 1;
+	}
+	return 0;
+}
+
 /* Reads the events queued so far, without waiting. The listing that
  * follows sees all they told of; our own moves in new/ (bh-categorize's
  * exchange) thus no longer wake the next wait for nothing. */
@@ -317,7 +333,7 @@ drain_events(struct spool *s)
 	if (s->inotify < 0)
 		return;
 	while ((n = read(s->inotify, events, sizeof events)) > 0)
-		if (spool_events_touch_retry(s, events, n))
+		if (events_touch_retry(s, events, n))
 			s->due_known = 0;	/* retry/ changed: list it again */
 }
 
@@ -344,20 +360,6 @@ wait_for_work(struct spool *s)
 	if (ppoll(&pfd, 1, tsp, &none) < 0 && errno != EINTR)
 		return -1;
 	return 0;	/* spool_next reads the events */
-}
-
-int
-spool_events_touch_retry(const struct spool *s, const char *events, size_t len)
-{
-	const struct inotify_event *ev;
-	size_t off;
-
-	for (off = 0; off + sizeof *ev <= len; off += sizeof *ev + ev->len) {
-		ev = (const struct inotify_event *)(events + off);
-		if (ev->wd == s->retry_wd || (ev->mask & IN_Q_OVERFLOW))
-			return 1;
-	}
-	return 0;
 }
 
 int

@@ -53,12 +53,6 @@ int spool_remove(const struct spool *s, const char *sub, const char *name);
  * 1 name stored, 0 nothing (once) or stopping, -1 error. */
 int spool_next(struct spool *s, char *name, size_t cap, int once);
 
-/* Whether a read of inotify events (len bytes) tells of a change in s's
- * retry/ (watch s->retry_wd) or lost events: then retry/ is listed again
- * (due_known = 0); events of new/ alone leave it as it was. */
-int spool_events_touch_retry(const struct spool *s, const char *events,
-    size_t len);
-
 /* Moves every entry of retry/ into new/ now (bh-queue retry). */
 int spool_retry_all(struct spool *s);
 

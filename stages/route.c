@@ -71,6 +71,7 @@ struct router {
 	unsigned long turn[64];		/* rotates source= servers, per
 					 * connector (by its index) */
 	int scheduled_dirty;		/* rescan spool/remote/scheduled */
+	int retry_wd;			/* our watch of spool/route/retry */
 };
 
 /* stage_report's pick works on a copy of the input whose recipients are
@@ -321,7 +322,7 @@ watch_start(struct router *rt, int *cdb_wd)
 		    IN_MOVED_FROM)) < 0)
 			die(EXIT_TEMP, errno, "unable to watch %s", dirs[i]);
 		if (i == 1)
-			rt->st.in.retry_wd = wd;
+			rt->retry_wd = wd;
 	}
 	if (root_path(path, sizeof path, "cdb") < 0 ||
 	    (*cdb_wd = inotify_add_watch(fd, path, IN_MOVED_TO |
@@ -353,15 +354,14 @@ watch_wait(struct router *rt, int fd, int cdb_wd, time_t due)
 	sigemptyset(&none);
 	if (ppoll(&pfd, 1, tsp, &none) < 0 && errno != EINTR)
 		die(EXIT_TEMP, errno, "ppoll");
-	while ((n = read(fd, events, sizeof events)) > 0) {
+	while ((n = read(fd, events, sizeof events)) > 0)
 		for (off = 0; off < n; off += sizeof *ev + ev->len) {
 			ev = (struct inotify_event *)(events + off);
 			if (ev->wd == cdb_wd || (ev->mask & IN_Q_OVERFLOW))
 				rt->scheduled_dirty = 1;
+			if (ev->wd == rt->retry_wd || (ev->mask & IN_Q_OVERFLOW))
+				rt->st.in.due_known = 0;	/* list retry/ again */
 		}
-		if (spool_events_touch_retry(&rt->st.in, events, n))
-			rt->st.in.due_known = 0;	/* list retry/ again */
-	}
 }
 
 static void
