@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -71,6 +72,10 @@ recycle_open(int dirfd)
 		return -1;
 	registered = 1;
 	recycle_forget();
+	/* one process per pool: a second copy of the stage (a manual -1 run
+	 * beside the daemon) would take the same files */
+	if (flock(dirfd, LOCK_EX | LOCK_NB) < 0)
+		return -1;
 	if ((fd = dup(dirfd)) < 0)
 		return -1;
 	if ((dp = fdopendir(fd)) == NULL) {

@@ -27,8 +27,10 @@
 
 enum { RECYCLE_NAME_MAX = 64 };
 
-/* Opens the pool in directory dirfd (the pool keeps it), adopting the
- * ".recycle." files a previous run left there. 0 or -1. */
+/* Opens the pool in directory dirfd (the pool keeps it, with an
+ * exclusive flock), adopting the ".recycle." files a previous run left
+ * there. 0, or -1 (EWOULDBLOCK: another process has this pool; go on
+ * without one). */
 int recycle_open(int dirfd);
 
 /* The pool's directory, or -1 when there is none (not opened, or a child). */

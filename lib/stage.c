@@ -43,7 +43,9 @@ recycle_start(const char *queue)
 	if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 		return -1;
 	if (recycle_open(fd) < 0) {
+		int err = errno;
 		close(fd);
+		errno = err;
 		return -1;
 	}
 	return 0;
@@ -90,7 +92,9 @@ stage_start(struct stage *st, const char *name, const char *queue,
 	priv_drop();	/* before the spool: never handle mail as root */
 	if (spool_open(&st->in, queue) < 0)
 		die(EXIT_TEMP, errno, "unable to open spool/%s", queue);
-	if (recycle_start(queue) < 0)	/* without: create and unlink */
+	/* without a pool, files are created and unlinked; a second copy of
+	 * the stage (bh-local -1 beside the daemon) runs so, quietly */
+	if (recycle_start(queue) < 0 && errno != EWOULDBLOCK)
 		log_event("warning", "msg=\"no file pool\" error=%s",
 		    log_quote(strerror(errno)));
 }

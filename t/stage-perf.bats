@@ -113,3 +113,20 @@ put_and_tracked() {
 	rm "$BH_ROOT"/log/track/*
 	wait_until 10 put_and_tracked
 }
+
+@test "a second copy of a stage runs without the pool and leaves its files alone" {
+	mkdir -p "$BH_ROOT/spool/recycle/local"
+	printf 'keep me\n' > "$BH_ROOT/spool/recycle/local/.recycle.1.1"
+	# the pool is another process's (here: this shell's) by the folder's lock
+	exec {held}<"$BH_ROOT/spool/recycle/local"
+	flock -n "$held"
+	id=$(envelope_put local 'sender a@example.com' \
+	    'rcpt demo@example.com state=local box=demo')
+	run bh-local -1
+	exec {held}<&-
+	assert_success
+	refute_output --partial warning
+	maildir_is demo 1
+	assert_equal "$(cat "$BH_ROOT/spool/recycle/local/.recycle.1.1")" "keep me"
+	assert_equal "$(queue_count local)" 0
+}
