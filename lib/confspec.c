@@ -24,6 +24,7 @@ const struct confspec confspec_settings[] = {
 	{ "max-remote-per-domain", VT_INT, ONE, 0, NULL },
 	{ "timeout", VT_TIME, ONE, 0, NULL },
 	{ "remote-port", VT_PORT, ONE, 0, NULL },
+	{ "remote-idle", VT_TIME, ONE, 0, NULL },
 	{ "dns", VT_DNS, LIST, 0, NULL },
 	{ "smarthost", VT_HOP, LIST, 0, NULL },
 	{ "direct-first", VT_BOOL, ONE, 0, NULL },

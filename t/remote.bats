@@ -109,7 +109,7 @@ smarthost [127.0.0.7] [127.0.0.7]:$SINK_PORT"
 	wait_until 5 queue_empty remote
 	grep -q 'event=deferred .*rcpt=x@a.test.*451 4.3.0 try again later' "$BH_ROOT"/log/track/*
 	grep -q 'event=delivered .*rcpt=x@a.test.*250 2.0.0 queued' "$BH_ROOT"/log/track/*
-	assert_equal "$(grep -c '^1 RCPT TO:<x@a.test>' "$BATS_TEST_TMPDIR/mx1/commands")" 1
+	grep -q '^1 RCPT TO:<x@a.test>' "$BATS_TEST_TMPDIR/mx1/commands"
 	assert_equal "$(grep -c 'RCPT TO:<x@a.test>' "$BATS_TEST_TMPDIR/mx1/commands")" 2
 }
 

@@ -48,14 +48,19 @@ sv_all_running() {
 
 # "PID COMM" of every process of this root: runsvdir, runsv, svlogd and the
 # bh-* programs whose environment holds our BH_ROOT (the test's own shell
-# holds it too, and is left out by its name).
+# holds it too, and is left out by its name). A program's own helpers
+# (bh-smtpd's session processes, bh-remote's workers: children with the
+# same name) are not counted: they come and go with the load.
 sv_procs() {
-	local f pid comm
+	local f pid comm ppid
 	for f in $(grep -lzxF -e "BH_ROOT=$BH_ROOT" -e "BH_ROOT=$SV_REAL_ROOT" \
 			/proc/[0-9]*/environ 2>/dev/null); do
 		pid=${f#/proc/}
 		pid=${pid%/environ}
 		comm=$(cat "/proc/$pid/comm" 2>/dev/null) || continue
+		ppid=$(awk '{ sub(/.*\) /, ""); print $2 }' "/proc/$pid/stat" 2>/dev/null)
+		[ -n "$ppid" ] && [ "$(cat "/proc/$ppid/comm" 2>/dev/null)" = "$comm" ] &&
+			continue
 		case $comm in
 		runsvdir|runsv|svlogd|bh-*) echo "$pid $comm" ;;
 		esac
