@@ -243,6 +243,38 @@ data_put(struct data_out *o, char c)
 		o->d->has_long_line = 1;
 }
 
+/* A run of ordinary bytes in the middle of a line. */
+static void
+data_put_run(struct data_out *o, const char *p, size_t len)
+{
+	size_t take;
+
+	o->linelen += len;
+	if (o->d->max_line > 0 && o->linelen > o->d->max_line)
+		o->d->has_long_line = 1;
+	while (len > 0) {
+		if (o->len == sizeof o->buf)
+			data_flush(o);
+		take = sizeof o->buf - o->len;
+		if (take > len)
+			take = len;
+		memcpy(o->buf + o->len, p, take);
+		o->len += take;
+		p += take;
+		len -= take;
+	}
+}
+
+/* The length of the run of bytes other than CR and LF at p[0..len). */
+static size_t
+data_run(const char *p, size_t len)
+{
+	const char *cr = memchr(p, '\r', len);
+	const char *lf = memchr(p, '\n', cr != NULL ? (size_t)(cr - p) : len);
+
+	return lf != NULL ? (size_t)(lf - p) : cr != NULL ? (size_t)(cr - p) : len;
+}
+
 /* One byte of the middle of a line. */
 static int
 data_text(struct data_out *o, char c)
@@ -306,12 +338,16 @@ net_data(struct net *n, struct net_data *d,
 		if (!net_fill(n))
 			return -1;
 		while (n->pos < n->len) {
-			char c = n->in[n->pos++];
+			char c;
 			/* fast path: ordinary bytes in the middle of a line */
-			if (state == D_TEXT && c != '\r' && c != '\n') {
-				data_put(&o, c);
-				continue;
+			if (state == D_TEXT) {
+				size_t run = data_run(n->in + n->pos,
+				    n->len - n->pos);
+				data_put_run(&o, n->in + n->pos, run);
+				if ((n->pos += run) == n->len)
+					break;
 			}
+			c = n->in[n->pos++];
 			if ((state = data_step(&o, state, c)) < 0) {
 				data_flush(&o);
 				return 0;
