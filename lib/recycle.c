@@ -1,6 +1,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 #include <unistd.h>
 
 #include "recycle.h"
+#include "root.h"
 
 /* Files kept, available and pending together: enough for two group
  * commits of a busy stage. */
@@ -89,6 +91,31 @@ recycle_open(int dirfd)
 		if (is_recycle_name(d->d_name))
 			adopt(d->d_name);
 	closedir(dp);
+	return 0;
+}
+
+/* Not the queue's tmp/: there the receiving programs create files, and a
+ * create holds the directory's lock for as long as ext4 searches for a
+ * free inode, which our renames would wait for. */
+int
+recycle_open_queue(const char *queue)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	if (root_path(path, sizeof path, "spool/recycle") < 0 ||
+	    (mkdir(path, 0700) < 0 && errno != EEXIST) ||
+	    root_path(path, sizeof path, "spool/recycle/%s", queue) < 0 ||
+	    (mkdir(path, 0700) < 0 && errno != EEXIST))
+		return -1;
+	if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return -1;
+	if (recycle_open(fd) < 0) {
+		int err = errno;
+		close(fd);
+		errno = err;
+		return -1;
+	}
 	return 0;
 }
 

@@ -33,6 +33,10 @@ enum { RECYCLE_NAME_MAX = 64 };
  * without one). */
 int recycle_open(int dirfd);
 
+/* recycle_open of a stage's pool, ROOT/spool/recycle/QUEUE (created when
+ * missing). 0, or -1 with errno (EWOULDBLOCK: another process has it). */
+int recycle_open_queue(const char *queue);
+
 /* The pool's directory, or -1 when there is none (not opened, or a child). */
 int recycle_dir(void);
 

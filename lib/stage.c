@@ -1,6 +1,5 @@
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,7 +13,6 @@
 #include "content.h"
 #include "log.h"
 #include "recycle.h"
-#include "root.h"
 #include "spare.h"
 #include "priv.h"
 #include "stage.h"
@@ -24,32 +22,6 @@ enum { STAGE_NICE = -5 };
 static void batch_commit(void);
 static void stage_done_now(struct stage *st, const char *name,
     int keep_content);
-
-/* Opens the stage's pool, spool/recycle/QUEUE. Not the queue's tmp/:
- * there the receiving programs create files, and a create holds the
- * directory's lock for as long as ext4 searches for a free inode, which
- * our renames would wait for. */
-static int
-recycle_start(const char *queue)
-{
-	char path[PATH_MAX];
-	int fd;
-
-	if (root_path(path, sizeof path, "spool/recycle") < 0 ||
-	    (mkdir(path, 0700) < 0 && errno != EEXIST) ||
-	    root_path(path, sizeof path, "spool/recycle/%s", queue) < 0 ||
-	    (mkdir(path, 0700) < 0 && errno != EEXIST))
-		return -1;
-	if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-		return -1;
-	if (recycle_open(fd) < 0) {
-		int err = errno;
-		close(fd);
-		errno = err;
-		return -1;
-	}
-	return 0;
-}
 
 static void
 on_stop(int sig)
@@ -94,7 +66,7 @@ stage_start(struct stage *st, const char *name, const char *queue,
 		die(EXIT_TEMP, errno, "unable to open spool/%s", queue);
 	/* without a pool, files are created and unlinked; a second copy of
 	 * the stage (bh-local -1 beside the daemon) runs so, quietly */
-	if (recycle_start(queue) < 0 && errno != EWOULDBLOCK)
+	if (recycle_open_queue(queue) < 0 && errno != EWOULDBLOCK)
 		log_event("warning", "msg=\"no file pool\" error=%s",
 		    log_quote(strerror(errno)));
 }
