@@ -1990,6 +1990,7 @@ session_command(struct session *s, char *line, ssize_t n)
 	const struct smtp_command *cmd;
 	char *args;
 
+	conf_mark();	/* a rebuilt .cdb applies from the next command on */
 	if (n == NET_TOOLONG)
 		return reply_error(s, 500, "5.5.2", "Line too long");
 	if (n == NET_BARE)
@@ -2105,6 +2106,7 @@ session_run(struct server *srv, int rfd, int wfd, const char *peer)
 	if (s.tls_ctx != NULL)
 		SSL_CTX_free(s.tls_ctx);
 	memset(&s, 0, sizeof s);
+	conf_mark();
 	s.srv = srv;
 	s.net = &net;
 	s.fd = -1;
@@ -2209,6 +2211,7 @@ proc_serve(struct server *srv, int fd, const char *ip, int ctl)
 		if ((fd = proc_next(ctl, next, sizeof next)) < 0)
 			break;
 		ip = next;
+		conf_mark();	/* every file as it is now */
 		server_load(srv, srv->name);
 	}
 	exit(EXIT_DONE);
