@@ -130,3 +130,13 @@ spares() { ls "$BH_ROOT/spool/spare/msg" | wc -l; }
 smtpd_once() {
 	TCPREMOTEIP=192.0.2.1 bh-smtpd -i 2>/dev/null | tr -d '\r'
 }
+
+@test "bh-init asks ext4 to spread the queues over block groups (spool/ has the T attribute)" {
+	attrs=$(lsattr -d "$BH_ROOT/spool" 2>/dev/null) ||
+		skip "this file system has no attributes (not ext2/3/4)"
+	[[ ${attrs%% *} == *T* ]]
+	# a second bh-init on the same root keeps it so
+	bh-init "$BH_ROOT"
+	attrs=$(lsattr -d "$BH_ROOT/spool")
+	[[ ${attrs%% *} == *T* ]]
+}
