@@ -25,6 +25,11 @@
 enum { SPARE_MAX = 2048, SPARE_BATCH = 64, SPARE_MIN = 8, SPARE_WAIT_MS = 100,
     SPARE_COUNT_SEC = 10, SPARE_NAME_MAX = 128 };
 
+/* A spare keeps at most this much of its old text: a bigger one is emptied
+ * when given (its inode is what is worth keeping), so the spares never
+ * hold more than SPARE_MAX * SPARE_KEEP_BYTES of disk (128 MB). */
+enum { SPARE_KEEP_BYTES = 64 * 1024 };
+
 struct kind {
 	const char *sub;	/* spool/spare/SUB */
 	int fd;
@@ -136,6 +141,18 @@ spare_room(struct kind *k)
 	return 1;
 }
 
+/* Empties a big spare (one that cannot be emptied is dropped). */
+static void
+spare_empty(int dirfd, const char *name)
+{
+	int fd = openat(dirfd, name, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+
+	if (fd < 0 || ftruncate(fd, 0) < 0)
+		unlinkat(dirfd, name, 0);
+	if (fd >= 0)
+		close(fd);
+}
+
 /* Gives dirfd/name as the spare newname when it is its only link. */
 static int
 spare_give_as(struct kind *k, int dirfd, const char *name, const char *newname)
@@ -146,7 +163,11 @@ spare_give_as(struct kind *k, int dirfd, const char *name, const char *newname)
 	    !S_ISREG(sb.st_mode) || sb.st_nlink != 1 ||
 	    strlen(newname) >= SPARE_NAME_MAX || !spare_room(k))
 		return -1;
-	return renameat(dirfd, name, k->fd, newname);
+	if (renameat(dirfd, name, k->fd, newname) < 0)
+		return -1;
+	if (sb.st_size > SPARE_KEEP_BYTES)
+		spare_empty(k->fd, newname);
+	return 0;
 }
 
 int

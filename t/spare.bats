@@ -22,6 +22,8 @@ spares() { ls "$BH_ROOT/spool/spare/msg" | wc -l; }
 	assert_equal "$(ls "$BH_ROOT/spool/msg" | wc -l)" 0
 	assert_equal "$(spares)" 8
 	inodes=$(stat -c %i "$BH_ROOT"/spool/spare/msg/*)
+	# over 64 KB a spare is emptied when given: only its inode is kept
+	assert_equal "$(cat "$BH_ROOT"/spool/spare/msg/* | wc -c)" 0
 	printf 'Subject: small\n\nsmall body\n' | bh-inject -f b@example.net demo@example.com
 	assert_equal "$(spares)" 7
 	id=$(ls "$BH_ROOT/spool/msg")
@@ -50,6 +52,18 @@ spares() { ls "$BH_ROOT/spool/spare/msg" | wc -l; }
 	assert_output "$(printf 'Subject: cut\r\n\r\nshort\r')"
 	[ "$(stat -c %s "$BH_ROOT/spool/msg/$id")" -lt 400 ]
 	grep -qx "size $(stat -c %s "$BH_ROOT/spool/msg/$id")" "$BH_ROOT/spool/incoming/new/$id"
+}
+
+@test "a spare of 64 KB or less keeps its blocks for the next message" {
+	for i in 1 2 3 4 5 6 7 8; do
+		{ printf 'Subject: mid\n\n'; head -c 10000 /dev/zero | tr '\0' a | fold -w 70; } |
+			bh-inject -f a@example.net demo@example.com
+	done
+	drain
+	assert_equal "$(spares)" 8
+	for f in "$BH_ROOT"/spool/spare/msg/*; do
+		[ "$(stat -c %s "$f")" -gt 10000 ]
+	done
 }
 
 @test "fewer than 8 spares are left alone: a new file is created" {
