@@ -91,6 +91,11 @@ recycle_open(int dirfd)
 		if (is_recycle_name(d->d_name))
 			adopt(d->d_name);
 	closedir(dp);
+	/* files left by an earlier run may have been given without their
+	 * old folder reaching the disk since: one flush of the file system
+	 * makes every such departure durable before any of them is written */
+	if (pool.navail > 0 && syncfs(dirfd) < 0)
+		pool.navail = 0;
 	return 0;
 }
 

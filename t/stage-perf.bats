@@ -130,3 +130,18 @@ put_and_tracked() {
 	assert_equal "$(cat "$BH_ROOT/spool/recycle/local/.recycle.1.1")" "keep me"
 	assert_equal "$(queue_count local)" 0
 }
+
+@test "files an earlier run left in the pool are used only after one flush of the file system" {
+	mkdir -p "$BH_ROOT/spool/recycle/incoming"
+	printf 'old text\n' > "$BH_ROOT/spool/recycle/incoming/.recycle.1.1"
+	left=$(inode "$BH_ROOT/spool/recycle/incoming/.recycle.1.1")
+	id=$(incoming_msg demo@example.com)
+	run strace -f -e trace=syncfs,openat -o "$BATS_TEST_TMPDIR/trace" bh-categorize -1
+	assert_success
+	assert_equal "$(inode "$BH_ROOT/spool/route/new/$id")" "$left"
+	grep -q '^rcpt demo@example.com state=local box=demo$' "$BH_ROOT/spool/route/new/$id"
+	# the flush comes before the adopted file is opened for writing
+	run grep -n -e 'syncfs(' -e 'recycle.1.1.*O_WRONLY' "$BATS_TEST_TMPDIR/trace"
+	assert_line --index 0 --partial 'syncfs('
+	assert_line --index 1 --partial '.recycle.1.1'
+}
