@@ -37,10 +37,10 @@ $(FUZZ_DIR)/lib/%.o: lib/%.c $(wildcard lib/*.h)
 $(FUZZ_DIR)/libbh.a: $(FUZZ_LIB_OBJ)
 	rm -f $@.$$$$.tmp && ar rcs $@.$$$$.tmp $^ && mv $@.$$$$.tmp $@
 
-# A target may #include a stage or a library file to reach its static
-# parsers (fuzz/header.c takes stages/smtpd.c), hence those dependencies.
+# A target may #include a library file to reach its static parsers,
+# hence those dependencies.
 $(FUZZ_DIR)/bin/fuzz-%: fuzz/%.c fuzz/fuzz.h $(FUZZ_DIR)/libbh.a \
-    $(wildcard lib/*.h lib/*.c stages/smtpd.c)
+    $(wildcard lib/*.h lib/*.c)
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@.$$$$.tmp $< \
 	    $(FUZZ_DIR)/libbh.a $(FUZZ_LDLIBS) && mv $@.$$$$.tmp $@

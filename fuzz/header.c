@@ -3,16 +3,15 @@
  * streams by (Received: lines counted against max-hops, Message-ID and
  * Subject kept for the envelope), fed in pieces cut where the input says,
  * and the priority headers bh-route reads (Priority, X-Priority,
- * Importance). The scanner is static in stages/smtpd.c, so the stage is
- * compiled in here with its main renamed. Checks: the kept values fit and
- * are single lines, the Received count never exceeds the lines fed, and
- * the cut points do not change the result.
+ * Importance). The scanner is lib/smtpd_header.c. Checks: the kept values
+ * fit and are single lines, the Received count never exceeds the lines
+ * fed, and the cut points do not change the result.
  */
-#define main smtpd_main
-#include "../stages/smtpd.c"
-#undef main
+#include <string.h>
 
+#include "connector.h"
 #include "fuzz.h"
+#include "smtpd_header.h"
 
 static void
 header_scan_init(struct header_scan *h)
@@ -39,7 +38,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t i, step;
 
 	header_scan_init(&whole);
-	header_feed(&whole, copy, size);
+	smtpd_header_feed(&whole, copy, size);
 	header_check(&whole, size);
 	/* the same bytes in pieces of 1..8 bytes, as the network may cut them */
 	header_scan_init(&pieces);
@@ -47,7 +46,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		step = 1 + data[i] % 8;
 		if (step > size - i)
 			step = size - i;
-		header_feed(&pieces, copy + i, step);
+		smtpd_header_feed(&pieces, copy + i, step);
 	}
 	FUZZ_CHECK(whole.nreceived == pieces.nreceived);
 	FUZZ_CHECK(strcmp(whole.msgid, pieces.msgid) == 0);

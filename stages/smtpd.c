@@ -23,7 +23,6 @@
 #include <stddef.h>
 #include <unistd.h>
 
-#include "connector.h"
 #include "log.h"
 #include "smtp.h"
 #include "smtpd_auth.h"
@@ -33,11 +32,6 @@
 #include "smtpd_message.h"
 #include "smtpd_server.h"
 #include "smtpd_turn.h"
-
-/* fuzz/header.c compiles this file in to reach the header scanner (now
- * lib/smtpd_header.c) and bh-route's priority headers (connector.h); it
- * calls the scanner by its name from before the split. */
-#define header_feed smtpd_header_feed
 
 /* What a session serves: each command is in the module named by its
  * header above. */
