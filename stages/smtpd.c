@@ -27,7 +27,6 @@
 #include "smtp.h"
 #include "smtpd_auth.h"
 #include "smtpd_commands.h"
-#include "smtpd_header.h"
 #include "smtpd_listen.h"
 #include "smtpd_message.h"
 #include "smtpd_server.h"
