@@ -4,16 +4,8 @@
  * envelopes by destination and hands them to workers, one per connection,
  * within max-remote and max-remote-per-domain (1 when the connector has
  * rate=): to an idle worker of that destination first, else to a new one.
- *
- * The pipes: the scheduler writes a batch as one name a line and an empty
- * line; the worker answers "0\n" (settled) or "1\n" once every envelope of
- * it is settled, then waits for the next batch. A batch is at most
- * CHAN_MAX bytes and is only written to a worker that has answered the
- * last one (or is new), so the pipe is empty and the write never blocks
- * for long. A worker that stops after a batch (its link failed, or it had
- * trouble) exits without answering: its exit status settles the batch, as
- * does a crash. Only the scheduler ends an idle worker, by closing the
- * pipe: a worker never exits just as it is handed a batch.
+ * The worker processes, their pipes and the pool of kept ones are
+ * lib/worker.
  */
 #include <errno.h>
 #include <limits.h>
@@ -26,7 +18,6 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
-#include <fcntl.h>
 #include <unistd.h>
 
 #include "conf.h"
@@ -35,11 +26,9 @@
 #include "log.h"
 #include "root.h"
 #include "dispatch.h"
+#include "worker.h"
 
-enum {
-	BATCH_MAX = 100, HASH_SIZE = 4096, COOL_SEC = 60,
-	CHAN_MAX = BATCH_MAX * (NAME_MAX + 1) + 1,	/* a batch as text */
-};
+enum { HASH_SIZE = 4096, COOL_SEC = 60 };
 
 struct item {
 	char *name;
@@ -62,34 +51,19 @@ struct dsched {
 	struct dsched *next;	/* hash chain */
 };
 
-struct worker {
-	pid_t pid;
-	struct dsched *d;
-	struct item **items;	/* the batch in hand: busy while n > 0 */
-	size_t n;
-	int to_fd;		/* batches to it; -1: it is ending */
-	int from_fd;		/* its answers; -1 once closed */
-	long long born_ms, idle_ms;	/* monotonic: started, last answer */
-	unsigned generation, uses;
-};
-
 struct sched {
 	struct stage *st;
-	dispatch_worker_fn *run;
 	struct item *hash[HASH_SIZE];
 	struct dsched *dhash[HASH_SIZE];
 	struct dsched **dests;
 	size_t ndests, rotor;
-	struct worker *workers;
+	struct worker_pool pool;	/* workers, max-remote, remote-idle */
 	struct pollfd *pfds;	/* inotify, then busy workers' answers */
 	int *pfd_worker;	/* pfds[k] is workers[pfd_worker[k]]'s */
-	int nworkers, max_workers, per_dest, workers_cap;
+	int per_dest;
 	int inotify, queue_wd, cdb_wd;	/* watches of new/ and of cdb/ */
 	int is_config_dirty;	/* something in cdb/ changed: read it again */
-	long long idle_max_ms;	/* remote-idle; 0: a worker ends after a batch */
 	unsigned long long config_stamp;/* of the .cdb files a worker reads */
-	unsigned generation;	/* of the configuration: a worker started
-				 * before a change takes no more batches */
 	int starved;		/* destinations waiting for a free slot */
 };
 
@@ -271,195 +245,21 @@ scan(struct sched *s)
 	in->pos = in->nnames;
 }
 
-static long long
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* ---- a worker's end of the pipes ---- */
-
-struct dispatch_chan {
-	int in, out;
-	char buf[CHAN_MAX];
-	size_t len, used;	/* bytes read; of them, the batch handed out */
-	char *names[BATCH_MAX];
-};
-
-/* Splits the complete batch at the start of buf into names. */
-static void
-chan_split(struct dispatch_chan *ch, const char *end, char ***names,
-    size_t *n)
-{
-	char *p, *nl;
-
-	*n = 0;
-	for (p = ch->buf; p <= end && *n < BATCH_MAX; p = nl + 1) {
-		nl = memchr(p, '\n', end + 1 - p);
-		*nl = '\0';
-		ch->names[(*n)++] = p;
-	}
-	ch->used = end + 2 - ch->buf;
-	*names = ch->names;
-}
-
-int
-dispatch_next(struct dispatch_chan *ch, int watch_fd, char ***names,
-    size_t *n)
-{
-	struct pollfd pfd[2];
-	struct timespec zero = { 0, 0 };
-	const char *end;
-	sigset_t none;
-	ssize_t got;
-
-	memmove(ch->buf, ch->buf + ch->used, ch->len - ch->used);
-	ch->len -= ch->used;
-	ch->used = 0;
-	sigemptyset(&none);
-	for (;;) {
-		/* names are never empty: the first empty line ends a batch */
-		end = memmem(ch->buf, ch->len, "\n\n", 2);
-		if (spool_stop_requested || (end == NULL && ch->len == CHAN_MAX))
-			return DISPATCH_END;
-		pfd[0] = (struct pollfd){ ch->in, POLLIN, 0 };
-		pfd[1] = (struct pollfd){ watch_fd, POLLIN, 0 };
-		/* a batch in hand still looks at the connection first: it may
-		 * have died while we waited */
-		if (ppoll(pfd, watch_fd >= 0 ? 2 : 1, end ? &zero : NULL, &none) < 0) {
-			if (errno == EINTR)
-				continue;	/* a stop: seen above */
-			return DISPATCH_END;
-		}
-		if (watch_fd >= 0 && pfd[1].revents != 0)
-			return DISPATCH_WATCHED;
-		if (end != NULL) {
-			chan_split(ch, end, names, n);
-			return DISPATCH_BATCH;
-		}
-		if (pfd[0].revents == 0)
-			continue;
-		got = read(ch->in, ch->buf + ch->len, CHAN_MAX - ch->len);
-		if (got == 0 || (got < 0 && errno != EINTR && errno != EAGAIN))
-			return DISPATCH_END;
-		if (got > 0)
-			ch->len += got;
-	}
-}
-
-int
-dispatch_answer(struct dispatch_chan *ch, int status)
-{
-	return write_all(ch->out, status == 0 ? "0\n" : "1\n", 2);
-}
-
-/* ---- workers, as the scheduler sees them ---- */
-
-static int
-worker_is_idle(const struct worker *w)
-{
-	return w->n == 0 && w->to_fd >= 0;
-}
-
-/* May an idle worker take another batch? */
-static int
-worker_is_fresh(const struct sched *s, const struct worker *w, long long now)
-{
-	return w->generation == s->generation && w->uses < DISPATCH_USES_MAX &&
-	    now - w->born_ms < DISPATCH_AGE_SEC * 1000LL;
-}
-
-/* Closing its pipe ends the worker once its batch (if any) is done. */
-static void
-worker_retire(struct worker *w)
-{
-	if (w->to_fd >= 0)
-		close(w->to_fd);
-	w->to_fd = -1;
-}
-
-/* In a new worker: only its own pipe ends stay open (a copy of another
- * worker's pipe would keep that worker from ever seeing its end). */
-static _Noreturn void
-worker_start(struct sched *s, int in, int out)
-{
-	static struct dispatch_chan ch;
-	int i;
-
-	for (i = 0; i < s->nworkers; i++) {
-		if (s->workers[i].to_fd >= 0)
-			close(s->workers[i].to_fd);
-		if (s->workers[i].from_fd >= 0)
-			close(s->workers[i].from_fd);
-	}
-	if (s->inotify >= 0)
-		close(s->inotify);
-	ch.in = in;
-	ch.out = out;
-	s->run(s->st, &ch);
-	_exit(EXIT_TEMP);	/* a worker never returns */
-}
-
-static struct worker *
-worker_new(struct sched *s, struct dsched *d)
-{
-	struct worker *w = &s->workers[s->nworkers];
-	int down[2], up[2];
-	pid_t pid;
-
-	memset(w, 0, sizeof *w);
-	if ((w->items = calloc(BATCH_MAX, sizeof *w->items)) == NULL)
-		die(EXIT_TEMP, ENOMEM, "out of memory");
-	if (pipe2(down, O_CLOEXEC) < 0 || pipe2(up, O_CLOEXEC) < 0)
-		die(EXIT_TEMP, errno, "unable to make a pipe");
-	if ((pid = fork()) < 0)
-		die(EXIT_TEMP, errno, "unable to fork");
-	if (pid == 0) {
-		close(down[1]);
-		close(up[0]);
-		worker_start(s, down[0], up[1]);
-	}
-	close(down[0]);
-	close(up[1]);
-	fcntl(up[0], F_SETFL, O_NONBLOCK);
-	w->pid = pid;
-	w->d = d;
-	w->to_fd = down[1];
-	w->from_fd = up[0];
-	w->born_ms = now_ms();
-	w->generation = s->generation;
-	d->running++;
-	s->nworkers++;
-	return w;
-}
-
 /* Gives w up to take of its destination's pending items as its next
- * batch. Without reuse (-1, remote-idle 0) the pipe closes behind it. */
+ * batch (worker_send). */
 static void
 batch_hand(struct sched *s, struct worker *w, size_t take)
 {
-	static char text[CHAN_MAX];
+	const char *names[WORKER_BATCH_MAX];
 	struct item *it;
-	size_t len = 0, k;
 
-	if (take > BATCH_MAX)
-		take = BATCH_MAX;
+	if (take > WORKER_BATCH_MAX)
+		take = WORKER_BATCH_MAX;
 	for (w->n = 0; w->n < take && (it = item_unpend(w->d)) != NULL; w->n++) {
 		w->items[w->n] = it;
-		k = strlen(it->name);
-		memcpy(text + len, it->name, k);
-		text[len + k] = '\n';
-		len += k + 1;
+		names[w->n] = it->name;
 	}
-	text[len++] = '\n';
-	w->uses++;
-	/* failing (EPIPE: it died): its exit status settles the batch */
-	if (write_all(w->to_fd, text, len) < 0 || s->idle_max_ms == 0 ||
-	    s->st->once)
-		worker_retire(w);
+	worker_send(&s->pool, w, names);
 }
 
 /* The batch is over: what it finished is forgotten (once-mode remembers
@@ -485,41 +285,15 @@ batch_settle(struct sched *s, struct worker *w, int ok)
 static void
 answer_read(struct sched *s, struct worker *w)
 {
-	char answer[16];
-	ssize_t got = read(w->from_fd, answer, sizeof answer);
+	int failed = worker_answer(w);
 
-	if (got < 0 && (errno == EAGAIN || errno == EINTR))
+	if (failed < 0 || w->n == 0)
 		return;
-	if (got <= 0) {		/* it is ending: its exit status will tell */
-		close(w->from_fd);
-		w->from_fd = -1;
-		return;
-	}
-	if (w->n == 0)
-		return;
-	if (answer[0] != '0' && !spool_stop_requested)
+	if (failed && !spool_stop_requested)
 		log_event("warning", "dest=%s msg=\"batch failed\"",
 		    log_quote(w->d->name));
-	batch_settle(s, w, answer[0] == '0');
-	w->idle_ms = now_ms();
-}
-
-/* An idle worker of d that may take another batch, or NULL; *n counts them. */
-static struct worker *
-idle_of(struct sched *s, const struct dsched *d, int *n)
-{
-	long long now = now_ms();
-	struct worker *found = NULL;
-	int i;
-
-	*n = 0;
-	for (i = 0; i < s->nworkers; i++)
-		if (s->workers[i].d == d && worker_is_idle(&s->workers[i]) &&
-		    worker_is_fresh(s, &s->workers[i], now)) {
-			found = &s->workers[i];
-			(*n)++;
-		}
-	return found;
+	batch_settle(s, w, !failed);
+	w->idle_ms = worker_now_ms();
 }
 
 /* Hands d's pending items out evenly: to its idle workers first, then to
@@ -531,15 +305,17 @@ launch_dest(struct sched *s, struct dsched *d)
 	struct worker *w;
 
 	fresh = limit - d->running;
-	if (fresh > s->max_workers - s->nworkers)
-		fresh = s->max_workers - s->nworkers;
-	idle_of(s, d, &idle);
+	if (fresh > s->pool.max_workers - s->pool.nworkers)
+		fresh = s->pool.max_workers - s->pool.nworkers;
+	worker_idle_of(&s->pool, d, &idle);
 	slots = idle + (fresh > 0 ? fresh : 0);
 	if (slots == 0 && d->running < limit)
 		s->starved++;	/* an idle worker elsewhere may make room */
 	for (; slots > 0 && d->npending > 0; slots--) {
-		if ((w = idle_of(s, d, &idle)) == NULL)
-			w = worker_new(s, d);
+		if ((w = worker_idle_of(&s->pool, d, &idle)) == NULL) {
+			w = worker_new(&s->pool, d, s->inotify);
+			d->running++;
+		}
 		batch_hand(s, w, (d->npending + slots - 1) / slots);
 	}
 }
@@ -558,65 +334,6 @@ launch_all(struct sched *s)
 		if (d->npending > 0 && d->not_before <= now)
 			launch_dest(s, d);
 	}
-}
-
-/* The idle worker that has waited longest, or NULL. */
-static struct worker *
-idle_longest(struct sched *s)
-{
-	struct worker *w = NULL;
-	int i;
-
-	for (i = 0; i < s->nworkers; i++)
-		if (worker_is_idle(&s->workers[i]) &&
-		    (w == NULL || s->workers[i].idle_ms < w->idle_ms))
-			w = &s->workers[i];
-	return w;
-}
-
-/* Ends idle workers that waited remote-idle, are old or predate a
- * configuration change, then those whose slots are needed: above a
- * lowered max-remote, or by destinations that found no free slot. */
-static void
-retire_idle(struct sched *s)
-{
-	long long now = now_ms();
-	struct worker *w;
-	int i, ending = 0;
-
-	for (i = 0; i < s->nworkers; i++) {
-		w = &s->workers[i];
-		if (worker_is_idle(w) && (!worker_is_fresh(s, w, now) ||
-		    now - w->idle_ms >= s->idle_max_ms))
-			worker_retire(w);
-		ending += w->to_fd < 0;
-	}
-	while ((s->nworkers - ending > s->max_workers || ending < s->starved) &&
-	    (w = idle_longest(s)) != NULL) {
-		worker_retire(w);
-		ending++;
-	}
-}
-
-/* Milliseconds until an idle worker is due to end, or -1: none is idle. */
-static long long
-idle_wait_ms(const struct sched *s)
-{
-	long long now = now_ms(), due, best = -1;
-	const struct worker *w;
-	int i;
-
-	for (i = 0; i < s->nworkers; i++) {
-		w = &s->workers[i];
-		if (!worker_is_idle(w))
-			continue;
-		due = w->idle_ms + s->idle_max_ms;
-		if (due > w->born_ms + DISPATCH_AGE_SEC * 1000LL)
-			due = w->born_ms + DISPATCH_AGE_SEC * 1000LL;
-		if (best < 0 || due - now < best)
-			best = due > now ? due - now : 0;
-	}
-	return best;
 }
 
 /* A destination nothing refers to any more: a long-running stage does
@@ -643,7 +360,7 @@ dest_drop(struct sched *s, struct dsched *d)
 static void
 reap_one(struct sched *s, int idx, int status)
 {
-	struct worker *w = &s->workers[idx];
+	struct worker *w = &s->pool.workers[idx];
 	struct dsched *d = w->d;
 	int ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
 
@@ -662,8 +379,7 @@ reap_one(struct sched *s, int idx, int status)
 		d->not_before = time(NULL) + 60 / d->rate_per_min;
 	else if (d->nitems == 0 && d->running == 0)
 		dest_drop(s, d);
-	free(w->items);
-	s->workers[idx] = s->workers[--s->nworkers];
+	worker_forget(&s->pool, idx);
 }
 
 static void
@@ -675,9 +391,10 @@ reap(struct sched *s, int block)
 	if (!block && !child_exited)
 		return;
 	child_exited = 0;
-	while (s->nworkers > 0 && (pid = waitpid(-1, &status, block ? 0 : WNOHANG)) > 0)
-		for (i = 0; i < s->nworkers; i++)
-			if (s->workers[i].pid == pid) {
+	while (s->pool.nworkers > 0 &&
+	    (pid = waitpid(-1, &status, block ? 0 : WNOHANG)) > 0)
+		for (i = 0; i < s->pool.nworkers; i++)
+			if (s->pool.workers[i].pid == pid) {
 				reap_one(s, i, status);
 				break;
 			}
@@ -703,7 +420,7 @@ static struct timespec *
 wait_limit(struct sched *s, time_t soonest, struct timespec *ts)
 {
 	time_t now = time(NULL), due = s->st->in.next_due;
-	long long ms = idle_wait_ms(s), until;
+	long long ms = worker_idle_wait_ms(&s->pool), until;
 
 	if (due != 0 && (soonest == 0 || due < soonest))
 		soonest = due;
@@ -752,17 +469,17 @@ wait_event(struct sched *s, time_t soonest)
 	if (child_exited || spool_stop_requested)
 		return;
 	s->pfds[0] = (struct pollfd){ s->inotify, POLLIN, 0 };
-	for (i = 0; i < s->nworkers; i++)
-		if (s->workers[i].n > 0 && s->workers[i].from_fd >= 0) {
+	for (i = 0; i < s->pool.nworkers; i++)
+		if (s->pool.workers[i].n > 0 && s->pool.workers[i].from_fd >= 0) {
 			s->pfd_worker[n] = i;
-			s->pfds[n++] = (struct pollfd){ s->workers[i].from_fd, POLLIN, 0 };
+			s->pfds[n++] = (struct pollfd){ s->pool.workers[i].from_fd, POLLIN, 0 };
 		}
 	if (ppoll(s->pfds, n, tsp, &none) <= 0)
 		return;
 	events_read(s);
 	for (k = 1; k < n; k++)
 		if (s->pfds[k].revents != 0)
-			answer_read(s, &s->workers[s->pfd_worker[k]]);
+			answer_read(s, &s->pool.workers[s->pfd_worker[k]]);
 }
 
 /* new/, and cdb/: settings are read again only when a database there
@@ -796,16 +513,17 @@ sched_limits(struct sched *s)
 		s->per_dest = 1;
 	if (max < 1)
 		max = 1;
-	if (max > s->workers_cap) {
-		if ((s->workers = realloc(s->workers, max * sizeof *s->workers)) == NULL ||
+	if (max > s->pool.workers_cap) {
+		if ((s->pool.workers = realloc(s->pool.workers,
+		    max * sizeof *s->pool.workers)) == NULL ||
 		    (s->pfds = realloc(s->pfds, (max + 1) * sizeof *s->pfds)) == NULL ||
 		    (s->pfd_worker = realloc(s->pfd_worker,
 		    (max + 1) * sizeof *s->pfd_worker)) == NULL)
 			die(EXIT_TEMP, ENOMEM, "out of memory");
-		s->workers_cap = max;
+		s->pool.workers_cap = max;
 	}
-	s->max_workers = max;
-	s->idle_max_ms = idle > 0 ? idle * 1000 : 0;
+	s->pool.max_workers = max;
+	s->pool.idle_max_ms = idle > 0 ? idle * 1000 : 0;
 }
 
 /* A worker reads these databases when it starts and keeps what it read:
@@ -827,7 +545,7 @@ sched_config(struct sched *s)
 			    (unsigned long long)sb.st_mtim.tv_nsec;
 	if (stamp != s->config_stamp) {
 		s->config_stamp = stamp;
-		s->generation++;
+		s->pool.generation++;
 	}
 }
 
@@ -839,7 +557,8 @@ sched_init(struct sched *s, struct stage *st, dispatch_worker_fn *run)
 
 	memset(s, 0, sizeof *s);
 	s->st = st;
-	s->run = run;
+	s->pool.st = st;
+	s->pool.run = run;
 	watch_queue(s);		/* first: a change from now on is seen */
 	sched_limits(s);
 	sched_config(s);
@@ -857,13 +576,13 @@ sched_stop(struct sched *s)
 {
 	int i;
 
-	for (i = 0; i < s->nworkers; i++)
-		kill(s->workers[i].pid, SIGTERM);
+	for (i = 0; i < s->pool.nworkers; i++)
+		kill(s->pool.workers[i].pid, SIGTERM);
 	reap(s, 1);
-	free(s->workers);
+	free(s->pool.workers);
 	free(s->pfds);
 	free(s->pfd_worker);
-	s->workers = NULL;
+	s->pool.workers = NULL;
 	s->pfds = NULL;
 	s->pfd_worker = NULL;
 }
@@ -885,9 +604,9 @@ dispatch_run(struct stage *st, dispatch_worker_fn *run)
 		}
 		scan(&s);
 		launch_all(&s);
-		retire_idle(&s);
+		worker_retire_idle(&s.pool, s.starved);
 		soonest = 0;
-		if (st->once && s.nworkers == 0 && total_pending(&s, &soonest) == 0)
+		if (st->once && s.pool.nworkers == 0 && total_pending(&s, &soonest) == 0)
 			break;
 		total_pending(&s, &soonest);
 		wait_event(&s, soonest);
