@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "arrival.h"
+#include "clock.h"
 #include "conf.h"
 #include "content.h"
 #include "log.h"
@@ -183,15 +184,6 @@ hook_child(char *const argv[], char *const env[], int in, int out,
 	_exit(111);
 }
 
-static long long
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Waits for pid at most timeout_sec (a pidfd lets the wait sleep in the
  * kernel). The exit code, HOOK_SIGNALED or HOOK_TIMEOUT; the process group
  * is killed in any case, so nothing the hook started lingers. */
@@ -200,11 +192,11 @@ hook_wait(pid_t pid, long long timeout_sec)
 {
 	int pfd = (int)syscall(SYS_pidfd_open, pid, 0), status = 0;
 	int is_timeout = 0;
-	long long deadline = now_ms() + timeout_sec * 1000, left;
+	long long deadline = clock_ms() + timeout_sec * 1000, left;
 	struct pollfd p = { pfd, POLLIN, 0 };
 
 	while (waitpid(pid, &status, WNOHANG) != pid) {
-		if ((left = deadline - now_ms()) <= 0) {
+		if ((left = deadline - clock_ms()) <= 0) {
 			kill(-pid, SIGKILL);
 			kill(pid, SIGKILL);
 			waitpid(pid, &status, 0);

@@ -93,6 +93,17 @@ content_open(const char *name)
 }
 
 int
+content_exists(const char *name)
+{
+	int fd = content_open(name);
+
+	if (fd < 0)
+		return 0;
+	close(fd);
+	return 1;
+}
+
+int
 content_link(const char *from, const char *to)
 {
 	int dir = msg_dir();

@@ -30,6 +30,9 @@ int content_dirfd(void);
 /* Opens spool/msg/NAME read-only. fd, or -1. */
 int content_open(const char *name);
 
+/* 1 when spool/msg/NAME exists, 0 when not. */
+int content_exists(const char *name);
+
 /* Adds the link spool/msg/TO for spool/msg/FROM (an existing TO is kept) and
  * makes it durable. Call before handing over an envelope named TO. */
 int content_link(const char *from, const char *to);

@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "conf.h"
 #include "deliver.h"
 #include "dest.h"
@@ -293,7 +294,7 @@ answer_read(struct sched *s, struct worker *w)
 		log_event("warning", "dest=%s msg=\"batch failed\"",
 		    log_quote(w->d->name));
 	batch_settle(s, w, !failed);
-	w->idle_ms = worker_now_ms();
+	w->idle_ms = clock_ms();
 }
 
 /* Hands d's pending items out evenly: to its idle workers first, then to

@@ -7,6 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "hook.h"
 
 static _Noreturn void
@@ -28,20 +29,11 @@ hook_child(const char *path, const char *arg, char *const envp[],
 	_exit(127);
 }
 
-static long long
-hook_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
 /* Reads the child's output until EOF or the deadline: 0, or -1 timed out. */
 static int
 hook_collect(int fd, int timeout_sec, char *line, size_t cap)
 {
-	long long deadline = hook_now_ms() + timeout_sec * 1000LL;
+	long long deadline = clock_ms() + timeout_sec * 1000LL;
 	size_t n = 0;
 	int is_done = 0;
 	char buf[4096];
@@ -49,7 +41,7 @@ hook_collect(int fd, int timeout_sec, char *line, size_t cap)
 	line[0] = '\0';
 	for (;;) {
 		struct pollfd p = { fd, POLLIN, 0 };
-		long long left = deadline - hook_now_ms();
+		long long left = deadline - clock_ms();
 		ssize_t got;
 		if (left <= 0 || poll(&p, 1, (int)left) == 0)
 			return -1;

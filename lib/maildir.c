@@ -24,18 +24,6 @@
 
 enum { COPY_CHUNK = 64 * 1024 };
 
-/* 1 when the content spool/msg/NAME exists, 0 when not. */
-static int
-content_exists(const char *name)
-{
-	int fd = content_open(name);
-
-	if (fd < 0)
-		return 0;
-	close(fd);
-	return 1;
-}
-
 static int
 mkdir_p(const char *path)
 {

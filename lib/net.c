@@ -13,6 +13,7 @@
 
 #include <openssl/err.h>
 
+#include "clock.h"
 #include "net.h"
 
 /* write(2) until all of p is out. 0 or -1. */
@@ -49,16 +50,6 @@ net_init(struct net *n, int rfd, int wfd, int timeout_sec)
 	}
 }
 
-/* Waits until rfd is readable or the deadline passes: 1, or 0. */
-static long long
-net_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
 /* Waits until rfd is readable: 1, or 0 at the timeout, the line's
  * deadline or a stop. */
 static int
@@ -76,7 +67,7 @@ net_wait(struct net *n)
 			return 0;
 		ms = n->timeout_sec > 0 ? n->timeout_sec * 1000LL : -1;
 		if (n->deadline_ms > 0) {
-			long long left = n->deadline_ms - net_now_ms();
+			long long left = n->deadline_ms - clock_ms();
 			if (left <= 0)
 				return 0;
 			if (ms < 0 || left < ms)
@@ -182,7 +173,7 @@ net_line(struct net *n, char *line, size_t cap)
 {
 	ssize_t rc;
 
-	n->deadline_ms = n->timeout_sec > 0 ? net_now_ms() +
+	n->deadline_ms = n->timeout_sec > 0 ? clock_ms() +
 	    n->timeout_sec * 1000LL : 0;
 	rc = net_line_scan(n, line, cap);
 	n->deadline_ms = 0;

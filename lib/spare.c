@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "root.h"
 #include "spare.h"
 #include "spool.h"
@@ -187,15 +188,6 @@ spare_give_envelope(int newdir, const char *queue, const char *name)
 	return spare_give_as(&envelope_kind, newdir, name, spare);
 }
 
-static long long
-spare_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
 static void
 spare_shuffle(struct kind *k)
 {
@@ -244,7 +236,7 @@ spare_sync_sources(const struct kind *k)
 static int
 spare_refill(struct kind *k, int msgdir)
 {
-	long long now = spare_now_ms();
+	long long now = clock_ms();
 	long start;
 
 	if (now < k->next_ms)

@@ -21,21 +21,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "worker.h"
 
 enum {
 	CHAN_MAX = WORKER_BATCH_MAX * (NAME_MAX + 1) + 1,	/* a batch as text */
 };
-
-long long
-worker_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- a worker's end of the pipes ---- */
 
@@ -193,7 +185,7 @@ worker_new(struct worker_pool *p, struct dsched *d, int sched_fd)
 	w->d = d;
 	w->to_fd = down[1];
 	w->from_fd = up[0];
-	w->born_ms = worker_now_ms();
+	w->born_ms = clock_ms();
 	w->generation = p->generation;
 	p->nworkers++;
 	return w;
@@ -238,7 +230,7 @@ worker_answer(struct worker *w)
 struct worker *
 worker_idle_of(struct worker_pool *p, const struct dsched *d, int *n)
 {
-	long long now = worker_now_ms();
+	long long now = clock_ms();
 	struct worker *found = NULL;
 	int i;
 
@@ -269,7 +261,7 @@ idle_longest(struct worker_pool *p)
 void
 worker_retire_idle(struct worker_pool *p, int starved)
 {
-	long long now = worker_now_ms();
+	long long now = clock_ms();
 	struct worker *w;
 	int i, ending = 0;
 
@@ -290,7 +282,7 @@ worker_retire_idle(struct worker_pool *p, int starved)
 long long
 worker_idle_wait_ms(const struct worker_pool *p)
 {
-	long long now = worker_now_ms(), due, best = -1;
+	long long now = clock_ms(), due, best = -1;
 	const struct worker *w;
 	int i;
 

@@ -39,9 +39,6 @@ struct worker_pool {
 				 * before a change takes no more batches */
 };
 
-/* Monotonic milliseconds. */
-long long worker_now_ms(void);
-
 /* Forks a worker for d, running p->run (sched_fd, the scheduler's own
  * descriptor, is closed in it); it counts in p->nworkers. Dies 111. */
 struct worker *worker_new(struct worker_pool *p, struct dsched *d,

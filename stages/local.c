@@ -39,18 +39,6 @@ struct local {
 	struct maildirs boxes;
 };
 
-/* 1 when the content spool/msg/NAME exists, 0 when not. */
-static int
-content_exists(const char *name)
-{
-	int fd = content_open(name);
-
-	if (fd < 0)
-		return 0;
-	close(fd);
-	return 1;
-}
-
 /* Outcome of one delivery attempt. */
 enum { DELIVERED, FAIL_TEMP, FAIL_PERM };
 
