@@ -162,18 +162,27 @@ recycle_take(char name[RECYCLE_NAME_MAX], off_t *size)
 
 	while (pool.dir >= 0 && pool.navail > 0) {
 		snprintf(name, RECYCLE_NAME_MAX, "%s", pool.avail[--pool.navail].name);
-		fd = openat(pool.dir, name, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
-		if (fd < 0)
-			continue;
-		/* after a crash and fsck a stale pool name may share its file
-		 * with an envelope in a queue: never write into such a file */
-		if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1) {
+		if ((fd = recycle_open_sole(pool.dir, name, &st)) >= 0) {
 			*size = st.st_size;
 			return fd;
 		}
-		close(fd);
-		unlinkat(pool.dir, name, 0);
 	}
+	return -1;
+}
+
+int
+recycle_open_sole(int dirfd, const char *name, struct stat *st)
+{
+	int fd = openat(dirfd, name, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+
+	if (fd < 0)
+		return -1;
+	/* after a crash and fsck a stale pool name may share its file with
+	 * an envelope in a queue: never write into such a file */
+	if (fstat(fd, st) == 0 && S_ISREG(st->st_mode) && st->st_nlink == 1)
+		return fd;
+	close(fd);
+	unlinkat(dirfd, name, 0);
 	return -1;
 }
 

@@ -23,6 +23,7 @@
  * creates and unlinks files as before.
  */
 #include <stddef.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 enum { RECYCLE_NAME_MAX = 64 };
@@ -46,6 +47,12 @@ int recycle_dir(void);
  * With none available but several pending, it fsyncs the directories
  * they left (one fsync for all of them) and takes one of those. */
 int recycle_take(char name[RECYCLE_NAME_MAX], off_t *size);
+
+/* Opens dirfd/name for writing when it is a regular file with no other
+ * link (*st set); else removes that name (the other link stays) and
+ * returns -1. Checked before a byte of the file changes. Also used by
+ * lib/spare. */
+int recycle_open_sole(int dirfd, const char *name, struct stat *st);
 
 /* A new empty file in recycle_dir under a fresh name (when recycle_take had
  * none), opened for writing. -1 with errno on failure. */

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "recycle.h"
 #include "root.h"
 #include "spare.h"
 #include "spool.h"
@@ -261,16 +262,10 @@ static int
 spare_open(int dirfd, const char *name, int keep)
 {
 	struct stat sb;
-	int fd = openat(dirfd, name, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+	int fd = recycle_open_sole(dirfd, name, &sb);
 
 	if (fd < 0)
 		return -1;
-	/* checked before a byte of it changes */
-	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || sb.st_nlink != 1) {
-		close(fd);
-		unlinkat(dirfd, name, 0);
-		return -1;
-	}
 	if (!keep && ftruncate(fd, 0) < 0) {
 		close(fd);
 		unlinkat(dirfd, name, 0);
