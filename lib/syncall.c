@@ -58,6 +58,8 @@ syncall_threads(size_t want)
 		sa.busy = 0;
 		sa.pid = getpid();
 	}
+	if (sa.nthreads >= want)
+		return sa.nthreads;	/* the usual case: no system call */
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);	/* inherited by the thread */
 	while (sa.nthreads < want && pthread_create(&sa.slot[sa.nthreads].thread,
