@@ -367,11 +367,23 @@ message_store(struct session *s, const struct net_data *d)
 static void
 message_finish(struct session *s, const struct net_data *d)
 {
+	struct spool *in;
+
 	if (message_store(s, d) == 0)
 		message_accepted(s);
 	else {
 		message_abort(s);
-		content_unlink(s->id);
+		/* a hand-over that failed only after the envelope reached
+		 * incoming/new (its directory's fsync) leaves a queued
+		 * message: the client was told 452 and may send it again, at
+		 * worst it is delivered twice; its content must stay */
+		in = incoming_spool();
+		if (in == NULL || faccessat(in->newfd, s->id, F_OK,
+		    AT_SYMLINK_NOFOLLOW) < 0)
+			content_unlink(s->id);
+		else
+			log_event("warning", "id=%s msg=\"queued although the "
+			    "client was told 452\"", s->id);
 	}
 	smtpd_transaction_reset(s);
 }
