@@ -229,7 +229,9 @@ session_command(struct session *s, char *line, ssize_t n)
 	const struct smtp_command *cmd;
 	char *args;
 
-	conf_mark();	/* a rebuilt .cdb applies from the next command on */
+	/* settings.cdb is looked at once per command; the server record,
+	 * directory, connectors and filters once per connection */
+	conf_mark();
 	if (n == NET_TOOLONG)
 		return smtpd_reply_error(s, 500, "5.5.2", "Line too long");
 	if (n == NET_BARE)

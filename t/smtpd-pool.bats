@@ -155,3 +155,24 @@ send_one() {
 	run grep -c 'event=stopping server=default sessions=0' "$BATS_TEST_TMPDIR/smtpd-default.log"
 	assert_output 1
 }
+
+@test "a reused session process sees a rebuilt .cdb at its next connection" {
+	pool_start
+	chat() {
+		smtpd_chat 127.0.0.1 "$port" <<-'EOF'
+		> EHLO x
+		> MAIL FROM:<a@example.net>
+		> RCPT TO:<newbox@example.com>
+		> QUIT
+		EOF
+	}
+	run chat
+	assert_line '550 5.1.1 <newbox@example.com>: Recipient address rejected: User unknown'
+	wait_until 10 pool_idle_is 1
+	first=$(pool_pids)
+	printf 'mailbox newbox addresses=newbox@example.com\n' >> "$BH_ROOT/cdb/directory"
+	config_make
+	run chat
+	assert_line '250 2.1.5 Recipient <newbox@example.com> OK'
+	assert_equal "$(pool_pids)" "$first"
+}
